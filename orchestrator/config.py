@@ -1,0 +1,58 @@
+"""Server settings, read from ``ORCH_*`` environment variables (and the CLI, which sets them).
+
+One settings object travels to every actor and deployment, so ``serve run serve_app:app`` and
+``orchestrate serve`` configure the same things the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8081
+    data_dir: Path = Path("./data")
+    database_url: str | None = Field(
+        default=None, description="postgresql://... selects PostgreSQL; default is SQLite in data_dir"
+    )
+
+    placement: Literal["pooled", "dedicated"] = "pooled"
+    execution_hosts: int = Field(default=2, ge=1, description="pooled ExecutionHost actors")
+    namespace: str = "orchestrator"
+
+    llm_provider: Literal["offline", "openai"] | None = None
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout: float = 60.0
+
+    agents_dir: Path | None = Field(default=None, description="extra agent/connector YAML files")
+    workflows_dir: Path | None = Field(default=None, description="extra registered workflow files")
+
+    default_timeout: float | None = Field(default=None, description="workflow timeout when none is given")
+    sync_timeout: float = Field(default=300.0, description="max seconds a synchronous request waits")
+    retention_days: float | None = None
+    max_body_bytes: int = 1024 * 1024
+
+    @property
+    def resolved_llm_provider(self) -> str:
+        if self.llm_provider:
+            return self.llm_provider
+        return "openai" if self.llm_base_url or self.llm_api_key else "offline"
+
+    @property
+    def store_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'orchestrator.db').resolve()}"
+
+
+def load_settings() -> Settings:
+    return Settings()
