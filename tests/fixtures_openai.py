@@ -1,0 +1,1 @@
+"""OpenAI-compatible test server fixtures (filled in by the LLM work)."""
