@@ -1,0 +1,28 @@
+"""Durations as users write them: ``"250ms"``, ``"5s"``, ``"2m"``, ``"1h"`` or a number of seconds."""
+
+from __future__ import annotations
+
+import re
+
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds as a float. Raises ValueError with a message fit for a validation detail."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid duration {value!r}: use a number of seconds or a string like '5s'")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"invalid duration {value!r}: must not be negative")
+        return float(value)
+    if isinstance(value, str):
+        match = _PATTERN.match(value)
+        if match:
+            return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    raise ValueError(f"invalid duration {value!r}: use a number of seconds or '250ms', '5s', '2m', '1h'")
+
+
+def format_seconds(seconds: float) -> str:
+    """The seed's ``process_time`` format: ``"1.234s"``."""
+    return f"{seconds:.3f}s"

@@ -1,0 +1,153 @@
+"""Templates and conditions: Jinja2's sandbox, with native types for whole-value templates.
+
+``"{{ input.budget }}"`` renders to the number 5000; ``"Budget: {{ input.budget }}"`` to a string.
+Templates are compiled once and cached: rendering sits on the per-step path. Undefined names raise,
+so a typo fails the step with a message instead of quietly rendering an empty string.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2.exceptions import TemplateError as JinjaTemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_ENV.filters["tojson"] = __import__("json").dumps  # plain JSON, no HTML escaping
+_WHOLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
+
+
+class TemplateError(ValueError):
+    """A template failed to parse or render; the message is fit for users."""
+
+
+def is_template(text: str) -> bool:
+    return "{{" in text or "{%" in text
+
+
+def _whole_expression(text: str) -> str | None:
+    match = _WHOLE.match(text)
+    if match and "{{" not in match.group("expr") and "}}" not in match.group("expr"):
+        return match.group("expr")
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _compiled_expression(expr: str) -> Callable[..., Any]:
+    try:
+        return _ENV.compile_expression(expr, undefined_to_none=False)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"syntax error in expression {expr.strip()!r}: {exc.message}") from exc
+
+
+@lru_cache(maxsize=4096)
+def _compiled_template(text: str) -> Any:
+    try:
+        return _ENV.from_string(text)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"syntax error in template {text!r}: {exc.message}") from exc
+
+
+def render(text: str, context: dict[str, Any]) -> Any:
+    """Render one string. A whole-value template keeps its native type."""
+    if not is_template(text):
+        return text
+    expr = _whole_expression(text)
+    try:
+        if expr is not None:
+            return _unwrap(_compiled_expression(expr)(**context))
+        return _compiled_template(text).render(**context)
+    except TemplateError:
+        raise
+    except JinjaTemplateError as exc:
+        raise TemplateError(f"cannot render {text!r}: {exc}") from exc
+    except (TypeError, ValueError, AttributeError, KeyError, ZeroDivisionError) as exc:
+        raise TemplateError(f"cannot render {text!r}: {exc}") from exc
+
+
+def render_value(value: Any, context: dict[str, Any]) -> Any:
+    """Render every string inside a JSON-like value."""
+    if isinstance(value, str):
+        return render(value, context)
+    if isinstance(value, dict):
+        return {key: render_value(item, context) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render_value(item, context) for item in value]
+    return value
+
+
+def condition_expression(text: str) -> str:
+    """A condition may be written with or without ``{{ }}``."""
+    expr = _whole_expression(text)
+    return expr if expr is not None else text
+
+
+def evaluate_condition(text: str, context: dict[str, Any]) -> bool:
+    expr = condition_expression(text)
+    try:
+        return bool(_unwrap(_compiled_expression(expr)(**context)))
+    except TemplateError:
+        raise
+    except JinjaTemplateError as exc:
+        raise TemplateError(f"cannot evaluate condition {expr.strip()!r}: {exc}") from exc
+    except (TypeError, ValueError, AttributeError, KeyError, ZeroDivisionError) as exc:
+        raise TemplateError(f"cannot evaluate condition {expr.strip()!r}: {exc}") from exc
+
+
+def _unwrap(value: Any) -> Any:
+    if isinstance(value, StrictUndefined):
+        value._fail_with_undefined_error()
+    return value
+
+
+# -- static analysis (validation time) ------------------------------------------------------------
+
+
+def check_syntax(text: str, *, expression: bool = False) -> None:
+    """Raise TemplateError when ``text`` does not parse."""
+    if expression:
+        _compiled_expression(condition_expression(text))
+    elif is_template(text):
+        expr = _whole_expression(text)
+        if expr is not None:
+            _compiled_expression(expr)
+        else:
+            _compiled_template(text)
+
+
+def referenced_steps(text: str, *, expression: bool = False) -> set[str]:
+    """Step names a template reads through ``steps.<name>`` or ``steps['<name>']``."""
+    if not expression and not is_template(text):
+        return set()
+    source = "{{ " + condition_expression(text) + " }}" if expression else text
+    try:
+        tree = _ENV.parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"syntax error in {text!r}: {exc.message}") from exc
+    found: set[str] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = node.node
+        if isinstance(target, nodes.Name) and target.name == "steps":
+            if isinstance(node, nodes.Getattr):
+                found.add(node.attr)
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                found.add(node.arg.value)
+    return found
+
+
+def strings_in(value: Any) -> Iterable[tuple[str, str]]:
+    """Yield ``(json_path_suffix, string)`` for every string inside a JSON-like value."""
+    if isinstance(value, str):
+        yield "", value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            for suffix, text in strings_in(item):
+                yield f".{key}{suffix}", text
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            for suffix, text in strings_in(item):
+                yield f"[{index}]{suffix}", text
