@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     sync_timeout: float = Field(default=300.0, description="max seconds a synchronous request waits")
     retention_days: float | None = None
     max_body_bytes: int = 1024 * 1024
+
+    @field_validator("data_dir", "agents_dir", "workflows_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        # actors run in other processes with other working directories
+        return value.expanduser().resolve() if value is not None else None
 
     @property
     def resolved_llm_provider(self) -> str:

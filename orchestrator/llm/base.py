@@ -34,8 +34,8 @@ class LLMProvider(abc.ABC):
     @abc.abstractmethod
     async def complete(self, request: LLMRequest) -> LLMResult: ...
 
-    async def probe(self) -> None:
+    async def probe(self) -> None:  # noqa: B027 - optional hook
         """Cheap health check; the offline provider is always healthy."""
 
-    async def close(self) -> None:
-        pass
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release clients; most providers hold nothing."""

@@ -1,0 +1,170 @@
+"""Execution hosts: where execution actors live.
+
+A Ray actor is a whole process (0.2-0.9 s to create, ~60 MB), so by default executions are *pooled*:
+a fixed set of async ``ExecutionHost`` actors, each execution assigned by a stable hash of its id.
+``dedicated`` placement runs the same code in one host per execution, for isolation or for watching
+one execution in the Ray dashboard. A host that dies is restarted by Ray and, in its constructor,
+resumes the non-terminal executions it owns from the event store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from typing import Any
+
+import ray
+
+from orchestrator.config import Settings
+from orchestrator.decide import Start
+from orchestrator.errors import Conflict, NotFound
+from orchestrator.runtime.execution import Execution
+from orchestrator.runtime.runner import AgentStepRunner
+from orchestrator.state import ExecutionState
+from orchestrator.store import open_store
+
+log = logging.getLogger(__name__)
+
+HOST_NAME = "orch-host-{index}"
+DEDICATED_NAME = "orch-exec-{execution_id}"
+
+
+def host_index(execution_id: str, count: int) -> int:
+    """Stable across processes and restarts (unlike ``hash``)."""
+    return zlib.crc32(execution_id.encode()) % count
+
+
+class ExecutionHost:
+    """Hosts many execution actors (pooled) or exactly one (dedicated)."""
+
+    def __init__(
+        self, settings: Settings, *, index: int = 0, count: int = 1, dedicated: str | None = None
+    ) -> None:
+        logging.basicConfig(level=logging.INFO)
+        self.settings = settings
+        self.index = index
+        self.count = count
+        self.dedicated = dedicated
+        self.store = open_store(settings.store_url)
+        self.runner = AgentStepRunner(settings)
+        self.executions: dict[str, Execution] = {}
+        self.recovered = 0
+        # async actors run __init__ on their event loop: recovery starts with the process, so a host
+        # restarted by Ray picks its executions up without anyone asking
+        self._recovery = asyncio.get_event_loop().create_task(self._recover())
+
+    # -- public actor methods ----------------------------------------------------------------------
+
+    async def start(self, execution_id: str, trigger: Start, *, wait: bool = False) -> ExecutionState:
+        execution = self.executions.get(execution_id)
+        if execution is None:
+            execution = self._new(execution_id)
+            self.executions[execution_id] = execution
+            state = await execution.start(trigger)
+            if state.terminal:
+                self.executions.pop(execution_id, None)
+        if wait:
+            return await execution.wait()
+        return execution.state
+
+    async def wait(self, execution_id: str, timeout: float | None = None) -> ExecutionState:
+        execution = self.executions.get(execution_id) or self._load(execution_id)
+        return await execution.wait(timeout)
+
+    async def cancel(self, execution_id: str, reason: str = "Execution was cancelled") -> ExecutionState:
+        execution = self.executions.get(execution_id) or self._load(execution_id)
+        if execution.state.terminal:
+            raise Conflict(
+                f"execution {execution_id!r} already finished with status {execution.state.status!r}",
+                code="EXECUTION_ALREADY_FINISHED",
+            )
+        return await execution.cancel(reason)
+
+    async def stats(self) -> dict[str, Any]:
+        await self._recovery
+        return {
+            "index": self.index,
+            "dedicated": self.dedicated,
+            "live_executions": len(self.executions),
+            "recovered": self.recovered,
+        }
+
+    async def ready(self) -> bool:
+        await self._recovery
+        return True
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _new(self, execution_id: str) -> Execution:
+        return Execution(execution_id, store=self.store, runner=self.runner, on_terminal=self._terminal)
+
+    def _load(self, execution_id: str) -> Execution:
+        execution = self._new(execution_id)
+        state = execution.load()
+        if state.last_seq == 0:
+            raise NotFound(f"execution {execution_id!r} not found", code="EXECUTION_NOT_FOUND")
+        if not state.terminal:
+            self.executions[execution_id] = execution
+            asyncio.get_running_loop().create_task(execution.resume())
+        return execution
+
+    def _terminal(self, execution: Execution) -> None:
+        self.executions.pop(execution.execution_id, None)
+        if self.dedicated == execution.execution_id:
+            asyncio.get_running_loop().call_later(2.0, _exit_actor)
+
+    def _owns(self, execution_id: str, placement: str) -> bool:
+        if self.dedicated is not None:
+            return execution_id == self.dedicated
+        return placement == "pooled" and host_index(execution_id, self.count) == self.index
+
+    async def _recover(self) -> None:
+        try:
+            ids = await asyncio.to_thread(self.store.non_terminal_ids)
+            for execution_id in ids:
+                if execution_id in self.executions:
+                    continue
+                row = self.store.get_execution(execution_id)
+                if row is None or not self._owns(execution_id, row.placement):
+                    continue
+                self._load(execution_id)
+                self.recovered += 1
+                if self.recovered % 200 == 0:
+                    await asyncio.sleep(0)  # let requests in while a large backlog resumes
+            if self.recovered:
+                log.info("host %s resumed %d executions", self.index, self.recovered)
+        except Exception:
+            log.exception("recovery failed on host %s", self.index)
+
+
+def _exit_actor() -> None:
+    """A dedicated host is done once its execution is: free the process (and its ~60 MB)."""
+    ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+
+
+RemoteExecutionHost = ray.remote(ExecutionHost)
+
+
+def host_options(settings: Settings, name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": settings.namespace,
+        "get_if_exists": True,
+        "lifetime": "detached",
+        "num_cpus": 0,
+        "max_restarts": -1,
+        "max_task_retries": 0,
+        "max_concurrency": 10_000,
+    }
+
+
+def pooled_host(settings: Settings, index: int) -> Any:
+    return RemoteExecutionHost.options(**host_options(settings, HOST_NAME.format(index=index))).remote(
+        settings, index=index, count=settings.execution_hosts
+    )
+
+
+def dedicated_host(settings: Settings, execution_id: str) -> Any:
+    options = host_options(settings, DEDICATED_NAME.format(execution_id=execution_id))
+    return RemoteExecutionHost.options(**options).remote(settings, dedicated=execution_id)

@@ -1,0 +1,430 @@
+"""PostgreSQL event store: for several nodes sharing one log.
+
+Same schema and semantics as the SQLite store (the contract suite runs against both), with JSONB
+payloads and ``timestamptz`` times. Choices, and why:
+
+- One connection per thread, autocommit off and every unit of work in an explicit transaction: a
+  psycopg connection runs one statement at a time, and a pool is not a dependency. Callers that fan
+  out to many threads open as many connections; an execution host uses a handful.
+- Appends read the log's last seq and insert in one transaction. Under READ COMMITTED two writers may
+  both read the same last seq, but the second insert of that ``(execution_id, seq)`` waits for the
+  first to commit and then fails on the primary key, which is mapped to ConcurrencyConflict.
+- Id columns use the "C" collation so that ordering and keyset pagination are bytewise, as in SQLite,
+  whatever the database's locale.
+- Schema creation runs under a transaction-scoped advisory lock: two processes running
+  ``CREATE TABLE IF NOT EXISTS`` at once can otherwise both pass the check and one fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import psycopg.errors
+
+from orchestrator.errors import ConcurrencyConflict, Conflict, StoreError
+from orchestrator.events import EventRecord, payload_json
+from orchestrator.store import check_sequence, latest_versions, version_key
+from orchestrator.store.base import TERMINAL_STATUSES, EventStore, ExecutionRow, Page, WorkflowRecord
+
+# Any constant works as long as every process uses the same one; this is "orchschm" in ASCII.
+_SCHEMA_LOCK_ID = 0x6F72636873636D
+
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS events (
+        execution_id TEXT COLLATE "C" NOT NULL,
+        seq BIGINT NOT NULL,
+        type TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        step TEXT,
+        payload JSONB NOT NULL,
+        recorded_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (execution_id, seq)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS executions (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        workflow_name TEXT NOT NULL,
+        workflow_id TEXT,
+        workflow_version TEXT,
+        tenant_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        dialect TEXT NOT NULL,
+        placement TEXT NOT NULL,
+        started_at TIMESTAMPTZ,
+        completed_at TIMESTAMPTZ,
+        duration_ms BIGINT,
+        error TEXT,
+        last_seq BIGINT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS executions_created ON executions (created_at DESC, id DESC)",
+    "CREATE INDEX IF NOT EXISTS executions_tenant ON executions (tenant_id)",
+    "CREATE INDEX IF NOT EXISTS executions_status ON executions (status)",
+    "CREATE INDEX IF NOT EXISTS executions_workflow_name ON executions (workflow_name)",
+    "CREATE INDEX IF NOT EXISTS executions_workflow_id ON executions (workflow_id)",
+    """
+    CREATE TABLE IF NOT EXISTS idempotency_keys (
+        key TEXT PRIMARY KEY,
+        execution_id TEXT COLLATE "C" NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS idempotency_keys_execution ON idempotency_keys (execution_id)",
+    """
+    CREATE TABLE IF NOT EXISTS workflows (
+        workflow_id TEXT COLLATE "C" NOT NULL,
+        version TEXT NOT NULL,
+        definition JSONB NOT NULL,
+        registered_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (workflow_id, version)
+    )
+    """,
+)
+
+_EXECUTION_COLUMNS = (
+    "id",
+    "workflow_name",
+    "workflow_id",
+    "workflow_version",
+    "tenant_id",
+    "status",
+    "dialect",
+    "placement",
+    "started_at",
+    "completed_at",
+    "duration_ms",
+    "error",
+    "last_seq",
+    "created_at",
+)
+_TIME_COLUMNS = frozenset({"started_at", "completed_at", "created_at"})
+_UPSERT_EXECUTION = (
+    f"INSERT INTO executions ({', '.join(_EXECUTION_COLUMNS)}) "
+    f"VALUES ({', '.join('%s' for _ in _EXECUTION_COLUMNS)}) "
+    "ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _EXECUTION_COLUMNS if c != "id")
+)
+_SELECT_EXECUTION = f"SELECT {', '.join(_EXECUTION_COLUMNS)} FROM executions"
+_SELECT_EVENT = "SELECT execution_id, seq, type, version, step, payload, recorded_at FROM events"
+_TERMINAL = sorted(TERMINAL_STATUSES)
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive values are taken as UTC, so a caller's naive ``datetime.utcnow()`` isn't shifted by the
+    server's time zone."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _row_to_record(row: tuple[Any, ...]) -> EventRecord:
+    execution_id, seq, type_, version, step, payload, recorded_at = row
+    return EventRecord(
+        execution_id=execution_id,
+        seq=seq,
+        type=type_,
+        version=version,
+        step=step,
+        payload=payload,
+        recorded_at=recorded_at.astimezone(UTC),
+    )
+
+
+def _execution_params(row: ExecutionRow) -> tuple[Any, ...]:
+    values = []
+    for column in _EXECUTION_COLUMNS:
+        value = getattr(row, column)
+        values.append(_utc(value) if column in _TIME_COLUMNS and value is not None else value)
+    return tuple(values)
+
+
+def _row_to_execution(row: tuple[Any, ...]) -> ExecutionRow:
+    data = dict(zip(_EXECUTION_COLUMNS, row, strict=True))
+    for column in _TIME_COLUMNS:
+        if data[column] is not None:
+            data[column] = data[column].astimezone(UTC)
+    return ExecutionRow(**data)
+
+
+def _row_to_workflow(row: tuple[Any, ...]) -> WorkflowRecord:
+    workflow_id, version, definition, registered_at = row
+    return WorkflowRecord(
+        workflow_id=workflow_id,
+        version=version,
+        definition=definition,
+        registered_at=registered_at.astimezone(UTC),
+    )
+
+
+class PostgresEventStore(EventStore):
+    """Event store in a PostgreSQL database named by a libpq URL."""
+
+    def __init__(self, url: str, *, connect_timeout_s: int = 10) -> None:
+        self.url = url
+        self._connect_timeout_s = connect_timeout_s
+        self._local = threading.local()
+        self._connections: list[Conn] = []
+        self._connections_lock = threading.Lock()
+        self._closed = False
+        with self._tx() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_ID,))
+            for statement in _SCHEMA:
+                conn.execute(statement)
+
+    def __repr__(self) -> str:
+        # The URL may carry a password; the host and database are enough to tell stores apart.
+        info = psycopg.conninfo.conninfo_to_dict(self.url)
+        return f"PostgresEventStore(host={info.get('host')!r}, dbname={info.get('dbname')!r})"
+
+    # -- connections ----------------------------------------------------------------------------------
+    def _conn(self) -> Conn:
+        conn: Conn | None = getattr(self._local, "conn", None)
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        if self._closed:
+            raise StoreError(f"event store {self!r} is closed")
+        try:
+            conn = psycopg.connect(self.url, autocommit=False, connect_timeout=self._connect_timeout_s)
+            # Session time zone UTC, so timestamptz values come back in UTC without a conversion per row.
+            conn.execute("SET TIME ZONE 'UTC'")
+            conn.commit()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to the PostgreSQL event store {self!r}: {exc}") from exc
+        self._local.conn = conn
+        with self._connections_lock:
+            self._connections.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Conn]:
+        """One transaction; driver errors leave as StoreError (ConcurrencyConflict is raised inside)."""
+        conn = self._conn()
+        try:
+            with conn.transaction():
+                yield conn
+        except psycopg.Error as exc:
+            if conn.broken or conn.closed:
+                # The next call on this thread reconnects instead of failing forever.
+                self._local.conn = None
+                with self._connections_lock, contextlib.suppress(ValueError):
+                    self._connections.remove(conn)
+            raise StoreError(f"PostgreSQL event store {self!r}: {exc}") from exc
+
+    def close(self) -> None:
+        self._closed = True
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+        self._local = threading.local()
+
+    # -- events -----------------------------------------------------------------------------------------
+    def append(
+        self,
+        execution_id: str,
+        records: Sequence[EventRecord],
+        *,
+        projection: ExecutionRow | None = None,
+    ) -> None:
+        if not records and projection is None:
+            return
+        rows = [
+            (r.execution_id, r.seq, r.type, r.version, r.step, payload_json(r), _utc(r.recorded_at))
+            for r in records
+        ]
+        with self._tx() as conn:
+            if rows:
+                (last_seq,) = conn.execute(  # type: ignore[misc]
+                    "SELECT COALESCE(MAX(seq), 0) FROM events WHERE execution_id = %s", (execution_id,)
+                ).fetchone()
+                check_sequence(execution_id, records, last_seq)
+                try:
+                    with conn.cursor() as cur:
+                        cur.executemany(
+                            "INSERT INTO events (execution_id, seq, type, version, step, payload, "
+                            "recorded_at) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s)",
+                            rows,
+                        )
+                except psycopg.errors.UniqueViolation as exc:
+                    # A concurrent writer committed the same seq between our read and our insert.
+                    raise ConcurrencyConflict(
+                        f"execution {execution_id!r}: seq {records[0].seq} was appended concurrently by "
+                        "another writer; reload the execution and decide again"
+                    ) from exc
+            if projection is not None:
+                conn.execute(_UPSERT_EXECUTION, _execution_params(projection))
+
+    def load(self, execution_id: str, *, after_seq: int = 0) -> list[EventRecord]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                f"{_SELECT_EVENT} WHERE execution_id = %s AND seq > %s ORDER BY seq",
+                (execution_id, after_seq),
+            ).fetchall()
+        return [_row_to_record(row) for row in rows]
+
+    def iter_records(
+        self,
+        *,
+        execution_ids: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch_size: int = 5000,
+    ) -> Iterator[EventRecord]:
+        """Keyset-paginated, one short transaction per batch, so a slow consumer of a long export never
+        holds a transaction (and with it vacuum) open."""
+        clauses = ["(execution_id, seq) > (%s, %s)"]
+        params: list[Any] = []
+        if execution_ids is not None:
+            clauses.append("execution_id = ANY(%s)")
+            params.append(list(execution_ids))
+        if since is not None:
+            clauses.append("recorded_at >= %s")
+            params.append(_utc(since))
+        if until is not None:
+            clauses.append("recorded_at < %s")
+            params.append(_utc(until))
+        sql = f"{_SELECT_EVENT} WHERE {' AND '.join(clauses)} ORDER BY execution_id, seq LIMIT %s"
+        after: tuple[str, int] = ("", -1)
+        while True:
+            with self._tx() as conn:
+                rows = conn.execute(sql, [*after, *params, batch_size]).fetchall()
+            for row in rows:
+                yield _row_to_record(row)
+            if len(rows) < batch_size:
+                return
+            after = (rows[-1][0], rows[-1][1])
+
+    # -- projection -------------------------------------------------------------------------------------
+    def get_execution(self, execution_id: str) -> ExecutionRow | None:
+        with self._tx() as conn:
+            row = conn.execute(f"{_SELECT_EXECUTION} WHERE id = %s", (execution_id,)).fetchone()
+        return _row_to_execution(row) if row is not None else None
+
+    def list_executions(
+        self,
+        *,
+        tenant_id: str | None = None,
+        status: str | None = None,
+        workflow_name: str | None = None,
+        workflow_id: str | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> Page:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("tenant_id", tenant_id),
+            ("status", status),
+            ("workflow_name", workflow_name),
+            ("workflow_id", workflow_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = %s")
+                params.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._tx() as conn:
+            # REPEATABLE READ: the total and the page come from one snapshot.
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            (total,) = conn.execute(f"SELECT COUNT(*) FROM executions{where}", params).fetchone()  # type: ignore[misc]
+            rows = conn.execute(
+                f"{_SELECT_EXECUTION}{where} ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
+                [*params, limit, offset],
+            ).fetchall()
+        return Page(rows=[_row_to_execution(row) for row in rows], total=total)
+
+    def non_terminal_ids(self) -> list[str]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                "SELECT id FROM executions WHERE status <> ALL(%s) ORDER BY created_at, id", (_TERMINAL,)
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def prune(self, *, finished_before: datetime) -> int:
+        """Also forgets idempotency keys bound to the pruned executions: a retried request after
+        pruning would otherwise be answered with an id that no longer resolves."""
+        with self._tx() as conn:
+            # The projection rows go first and name the logs to delete, so an execution that turns
+            # terminal meanwhile is either pruned whole or not at all.
+            doomed = [
+                row[0]
+                for row in conn.execute(
+                    "DELETE FROM executions WHERE status = ANY(%s) "
+                    "AND COALESCE(completed_at, created_at) < %s RETURNING id",
+                    (_TERMINAL, _utc(finished_before)),
+                )
+            ]
+            if doomed:
+                conn.execute("DELETE FROM events WHERE execution_id = ANY(%s)", (doomed,))
+                conn.execute("DELETE FROM idempotency_keys WHERE execution_id = ANY(%s)", (doomed,))
+        return len(doomed)
+
+    # -- idempotency ------------------------------------------------------------------------------------
+    def claim_idempotency_key(self, key: str, execution_id: str) -> str:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO idempotency_keys (key, execution_id) VALUES (%s, %s) "
+                "ON CONFLICT (key) DO NOTHING",
+                (key, execution_id),
+            )
+            (bound,) = conn.execute(  # type: ignore[misc]
+                "SELECT execution_id FROM idempotency_keys WHERE key = %s", (key,)
+            ).fetchone()
+        return str(bound)
+
+    # -- workflow registry ------------------------------------------------------------------------------
+    def put_workflow(self, record: WorkflowRecord) -> None:
+        definition = json.dumps(record.definition, separators=(",", ":"))
+        with self._tx() as conn:
+            inserted = conn.execute(
+                "INSERT INTO workflows (workflow_id, version, definition, registered_at) "
+                "VALUES (%s, %s, %s::jsonb, %s) ON CONFLICT (workflow_id, version) DO NOTHING",
+                (record.workflow_id, record.version, definition, _utc(record.registered_at)),
+            ).rowcount
+            if inserted:
+                return
+            row = conn.execute(
+                "SELECT definition FROM workflows WHERE workflow_id = %s AND version = %s",
+                (record.workflow_id, record.version),
+            ).fetchone()
+        # Compared as parsed JSON: JSONB does not keep key order or whitespace.
+        if row is None or row[0] != json.loads(definition):
+            raise Conflict(
+                f"workflow {record.workflow_id!r} version {record.version!r} is already registered "
+                "with a different definition; versions are immutable, register a new version",
+                code="VERSION_EXISTS",
+            )
+
+    def get_workflow(self, workflow_id: str, version: str | None = None) -> WorkflowRecord | None:
+        with self._tx() as conn:
+            if version is None:
+                versions = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT version FROM workflows WHERE workflow_id = %s", (workflow_id,)
+                    )
+                ]
+                if not versions:
+                    return None
+                version = max(versions, key=version_key)
+            row = conn.execute(
+                "SELECT workflow_id, version, definition, registered_at FROM workflows "
+                "WHERE workflow_id = %s AND version = %s",
+                (workflow_id, version),
+            ).fetchone()
+        return _row_to_workflow(row) if row is not None else None
+
+    def list_workflows(self) -> list[WorkflowRecord]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                "SELECT workflow_id, version, definition, registered_at FROM workflows"
+            ).fetchall()
+        return latest_versions(_row_to_workflow(row) for row in rows)
