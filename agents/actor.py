@@ -77,6 +77,25 @@ def validate_parameters(
     return result
 
 
+def provider_for(connector: ConnectorConfig, settings: Settings) -> Any:
+    """An llm connector may name its own endpoint (``provider``, ``base_url``, ``api_key``, ``model``);
+    otherwise it uses the server's LLM settings."""
+    config = connector.config
+    overrides = {
+        field: config[key]
+        for key, field in (
+            ("provider", "llm_provider"),
+            ("base_url", "llm_base_url"),
+            ("api_key", "llm_api_key"),
+            ("model", "llm_model"),
+        )
+        if config.get(key)
+    }
+    if "llm_base_url" in overrides and "llm_provider" not in overrides:
+        overrides["llm_provider"] = "openai"
+    return make_provider(settings.model_copy(update=overrides) if overrides else settings)
+
+
 class AgentActor:
     def __init__(self, agent: AgentConfig, connector: ConnectorConfig | None, settings: Settings) -> None:
         logging.basicConfig(level=logging.INFO)
@@ -95,7 +114,9 @@ class AgentActor:
         }
         self._lock = asyncio.Lock()
         if connector is not None:
-            self.connector = make_connector(connector, llm_provider_factory=lambda: make_provider(settings))
+            self.connector = make_connector(
+                connector, llm_provider_factory=lambda: provider_for(connector, settings)
+            )
         else:
             self.health.update(
                 status="unhealthy", last_error=f"connector {agent.connector!r} is not configured"
