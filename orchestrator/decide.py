@@ -407,7 +407,7 @@ class _Decider:
                 value = getattr(step_def, key)
                 if value is not None:
                     request[key] = render_value(value, context)
-            for key in ("model", "max_tokens", "temperature", "output_schema"):
+            for key in ("agent", "model", "max_tokens", "temperature", "output_schema"):
                 value = getattr(step_def, key)
                 if value is not None:
                     request[key] = value

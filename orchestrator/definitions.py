@@ -58,6 +58,7 @@ class StepDef(BaseModel):
     statement: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     # llm steps
+    agent: str | None = None  # an agent with an llm connector; default: the first one configured
     prompt: str | None = None
     system: str | None = None
     model: str | None = None

@@ -56,9 +56,9 @@ class Engine:
         if idempotency_key:
             bound = self.store.claim_idempotency_key(idempotency_key, execution_id)
             if bound != execution_id:  # a resubmission: answer with the original execution
-                return await self.wait(bound) if wait else self.get(bound)
+                return await self._original(bound, wait=wait)
         if timeout is None:
-            timeout = self.settings.sync_timeout if wait else self.settings.default_timeout
+            timeout = self.settings.default_timeout
         placement = self.settings.placement
         trigger = Start(
             now=datetime.now(UTC),
@@ -75,7 +75,23 @@ class Engine:
             idempotency_key=idempotency_key,
         )
         host = self._host(execution_id, placement, create=True)
-        return await _call(host.start.remote(execution_id, trigger, wait=wait))
+        state = await _call(host.start.remote(execution_id, trigger))
+        if wait and not state.terminal:
+            # a synchronous caller waits at most sync_timeout; the execution itself goes on
+            state = await _call(host.wait.remote(execution_id, self.settings.sync_timeout))
+        return state
+
+    async def _original(self, execution_id: str, *, wait: bool) -> ExecutionState:
+        for _ in range(100):  # the first request may still be recording its first event
+            try:
+                return (
+                    await self.wait(execution_id, self.settings.sync_timeout)
+                    if wait
+                    else self.get(execution_id)
+                )
+            except NotFound:
+                await asyncio.sleep(0.05)
+        return self.get(execution_id)
 
     def get(self, execution_id: str) -> ExecutionState:
         records = self.store.load(execution_id)

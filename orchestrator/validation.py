@@ -20,7 +20,7 @@ from orchestrator.templates import TemplateError, check_syntax, referenced_steps
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
 _TYPE_FIELDS: dict[str, tuple[str, ...]] = {
     "connector": ("connector", "statement", "parameters"),
-    "llm": ("prompt", "system", "model", "max_tokens", "temperature", "output_schema", "messages"),
+    "llm": ("prompt", "system", "model", "max_tokens", "temperature", "output_schema", "messages", "agent"),
     "condition": ("condition", "if_true", "if_false"),
     "parallel": ("steps",),
     "transform": ("value",),
@@ -238,7 +238,7 @@ def _type_fields(
             messages = None
         if (not isinstance(prompt, str) or not prompt.strip()) and not messages:
             details.append(_d(f"{here}.prompt", f"is required for a {raw['type']!r} step"))
-        for field in ("prompt", "system", "model"):
+        for field in ("prompt", "system", "model", "agent"):
             if raw.get(field) is not None:
                 fields[field] = raw[field]
         if messages:
@@ -354,6 +354,8 @@ def _upstream(by_name: dict[str, StepDef]) -> dict[str, set[str]]:
             memo[name] = set()
             result: set[str] = set()
             for dep in dependencies[name]:
+                if dep not in by_name:
+                    continue  # reported as an unknown dependency already
                 result.add(dep)
                 result |= closure(dep)
                 # a finished container's children are finished too

@@ -164,7 +164,8 @@ async def execute(
             state.error or "workflow exceeded its timeout",
             details={"execution_id": state.execution_id, "execution": view},
         )
-    return JSONResponse(view, status_code=202 if body.async_ else 200)
+    # 202 when asked to run in the background, or when a synchronous wait outlasted ORCH_SYNC_TIMEOUT
+    return JSONResponse(view, status_code=200 if state.terminal and not body.async_ else 202)
 
 
 @router.get("/executions", response_model=ExecutionList, summary="List recent executions, newest first")

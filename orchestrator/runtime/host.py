@@ -56,7 +56,7 @@ class ExecutionHost:
 
     # -- public actor methods ----------------------------------------------------------------------
 
-    async def start(self, execution_id: str, trigger: Start, *, wait: bool = False) -> ExecutionState:
+    async def start(self, execution_id: str, trigger: Start) -> ExecutionState:
         execution = self.executions.get(execution_id)
         if execution is None:
             execution = self._new(execution_id)
@@ -64,8 +64,6 @@ class ExecutionHost:
             state = await execution.start(trigger)
             if state.terminal:
                 self.executions.pop(execution_id, None)
-        if wait:
-            return await execution.wait()
         return execution.state
 
     async def wait(self, execution_id: str, timeout: float | None = None) -> ExecutionState:

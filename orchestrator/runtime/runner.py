@@ -65,8 +65,13 @@ class AgentStepRunner:
             method = self._handle(agent_id).call.options(name=task_name)
             ref = method.remote(request["statement"], request["parameters"], request["mode"], context)
         else:
-            agent_id = self.llm_agent()
-            llm_request = {**request, "context": command.context, "input": state.input}
+            agent_id = (
+                resolve_agent(self.registry, request["agent"]).id
+                if request.get("agent")
+                else self.llm_agent()
+            )
+            llm_request = {key: value for key, value in request.items() if key != "agent"}
+            llm_request.update(context=command.context, input=state.input)
             ref = self._handle(agent_id).complete.options(name=task_name).remote(llm_request)
         try:
             return await ref
