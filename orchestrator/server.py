@@ -16,6 +16,7 @@ from orchestrator.config import Settings
 from orchestrator.engine import Engine
 from orchestrator.runtime.runner import registry_for
 from orchestrator.store import open_store
+from orchestrator.workflows import load_workflow_files
 
 
 def create_fastapi_app(settings: Settings) -> FastAPI:
@@ -26,6 +27,7 @@ def build_ingress_state(app: FastAPI, settings: Settings, planner: Any) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.store_url)
     registry = registry_for(settings)
+    workflow_warnings = load_workflow_files(settings, store)
     del app  # services are process-wide: see orchestrator.api.deps
     provide(
         settings=settings,
@@ -34,4 +36,5 @@ def build_ingress_state(app: FastAPI, settings: Settings, planner: Any) -> None:
         agents=start_agent_actors(registry, settings),
         planner=planner,
         engine=Engine(settings, store),
+        workflow_warnings=workflow_warnings,
     )

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from orchestrator.api import v1
+from orchestrator.api import agents, eai, plan, v1
 from orchestrator.api.deps import maybe_service
 from orchestrator.api.errors import BodySizeLimit, install_error_handlers
 from orchestrator.config import Settings
@@ -24,6 +24,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(v1.router)
+    app.include_router(agents.router)
+    app.include_router(plan.router)
+    app.include_router(eai.router)
 
     @app.get("/health", tags=["health"], summary="200 once the server can take work")
     async def health() -> Any:
