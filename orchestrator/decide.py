@@ -224,11 +224,9 @@ class _Decider:
         self.record(TimerFired, timer_id=timer_id, step=timer.step)
         if timer.kind == "execution_timeout":
             self.end_running()
-            limit = self.workflow.timeout
-            self.record(
-                ExecutionTimedOut,
-                error=f"Execution exceeded its timeout{f' of {limit:g}s' if limit else ''}",
-            )
+            assert self.state.started_at is not None
+            limit = (timer.fire_at - self.state.started_at).total_seconds()
+            self.record(ExecutionTimedOut, error=f"Execution exceeded its timeout of {limit:g}s")
             return
         assert timer.step is not None
         step_def = self.workflow.by_name[timer.step]
@@ -253,16 +251,16 @@ class _Decider:
     def resume(self) -> None:
         if self.state.terminal:
             return
+        if self.state.cancel_requested:  # finish the cancellation; never restart cancelled work
+            self.end_running()
+            self.record(ExecutionCancelled, reason="Execution was cancelled")
+            return
         for timer in self.state.timers.values():
             self.command(ScheduleTimer(timer.timer_id, timer.fire_at))
         for step_def in self.workflow.steps:
             step = self.state.steps[step_def.name]
             if step.status == "running" and step.retry_at is None and step_def.kind in ("connector", "llm"):
                 self.command(self.run_command(step_def, step.attempt))
-        if self.state.cancel_requested:
-            self.end_running()
-            self.record(ExecutionCancelled, reason="Execution was cancelled")
-            return
         self.advance()
 
     # -- mechanics ---------------------------------------------------------------------------------

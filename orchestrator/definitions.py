@@ -31,14 +31,17 @@ class RetryPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_attempts: int = Field(default=1, ge=1, le=100)
-    initial_interval: float = Field(default=1.0, ge=0)
-    backoff_coefficient: float = Field(default=2.0, ge=1.0)
-    max_interval: float = Field(default=60.0, ge=0)
+    initial_interval: float = Field(default=1.0, ge=0, le=86400)
+    backoff_coefficient: float = Field(default=2.0, ge=1.0, le=100)
+    max_interval: float = Field(default=60.0, ge=0, le=86400)
     non_retryable: list[str] = Field(default_factory=list)  # error codes that never retry
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed ``attempt`` (1-based) before the next one."""
-        return min(self.initial_interval * self.backoff_coefficient ** (attempt - 1), self.max_interval)
+        try:
+            return min(self.initial_interval * self.backoff_coefficient ** (attempt - 1), self.max_interval)
+        except OverflowError:
+            return self.max_interval
 
 
 class StepDef(BaseModel):

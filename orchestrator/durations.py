@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+MAX_SECONDS = 366 * 86400.0  # a durable timer may run for a year; longer is a mistake, not a plan
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
@@ -12,15 +14,20 @@ def parse_duration(value: object) -> float:
     """Seconds as a float. Raises ValueError with a message fit for a validation detail."""
     if isinstance(value, bool):
         raise ValueError(f"invalid duration {value!r}: use a number of seconds or a string like '5s'")
+    seconds: float | None = None
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"invalid duration {value!r}: must not be negative")
-        return float(value)
-    if isinstance(value, str):
+        seconds = float(value)
+    elif isinstance(value, str):
         match = _PATTERN.match(value)
         if match:
-            return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    raise ValueError(f"invalid duration {value!r}: use a number of seconds or '250ms', '5s', '2m', '1h'")
+            seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds is None or math.isnan(seconds):
+        raise ValueError(f"invalid duration {value!r}: use a number of seconds or '250ms', '5s', '2m', '1h'")
+    if seconds < 0:
+        raise ValueError(f"invalid duration {value!r}: must not be negative")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"invalid duration {value!r}: at most {MAX_SECONDS / 86400:g} days")
+    return seconds
 
 
 def format_seconds(seconds: float) -> str:

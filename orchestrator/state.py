@@ -95,9 +95,15 @@ class ExecutionState:
     def clone(self) -> ExecutionState:
         """A copy that decide can evolve without touching this one (outputs are shared, never mutated)."""
         twin = copy.copy(self)
-        twin.steps = {name: copy.copy(step) for name, step in self.steps.items()}
+        twin.steps = {name: _copy_step(step) for name, step in self.steps.items()}
         twin.timers = dict(self.timers)
         return twin
+
+
+def _copy_step(step: StepState) -> StepState:
+    twin = copy.copy(step)
+    twin.attempts = list(step.attempts)
+    return twin
 
 
 def evolve(state: ExecutionState, event: Event) -> ExecutionState:

@@ -12,13 +12,34 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+class _DataEnvironment(ImmutableSandboxedEnvironment):
+    """Step outputs are data: ``output.items`` means the key ``items``, not the dict method."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
+_ENV = _DataEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 _ENV.filters["tojson"] = __import__("json").dumps  # plain JSON, no HTML escaping
 _WHOLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
+
+
+_RENDER_ERRORS = (
+    TypeError,
+    ValueError,
+    AttributeError,
+    KeyError,
+    ZeroDivisionError,
+    OverflowError,
+    MemoryError,
+)
 
 
 class TemplateError(ValueError):
@@ -65,7 +86,7 @@ def render(text: str, context: dict[str, Any]) -> Any:
         raise
     except JinjaTemplateError as exc:
         raise TemplateError(f"cannot render {text!r}: {exc}") from exc
-    except (TypeError, ValueError, AttributeError, KeyError, ZeroDivisionError) as exc:
+    except _RENDER_ERRORS as exc:
         raise TemplateError(f"cannot render {text!r}: {exc}") from exc
 
 
@@ -94,13 +115,20 @@ def evaluate_condition(text: str, context: dict[str, Any]) -> bool:
         raise
     except JinjaTemplateError as exc:
         raise TemplateError(f"cannot evaluate condition {expr.strip()!r}: {exc}") from exc
-    except (TypeError, ValueError, AttributeError, KeyError, ZeroDivisionError) as exc:
+    except _RENDER_ERRORS as exc:
         raise TemplateError(f"cannot evaluate condition {expr.strip()!r}: {exc}") from exc
 
 
 def _unwrap(value: Any) -> Any:
-    if isinstance(value, StrictUndefined):
+    """Undefined values must fail here, not later when the event is serialised."""
+    if isinstance(value, Undefined):
         value._fail_with_undefined_error()
+    elif isinstance(value, dict):
+        for item in value.values():
+            _unwrap(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _unwrap(item)
     return value
 
 

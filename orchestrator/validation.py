@@ -115,6 +115,18 @@ def build_workflow(
     cycle = _find_cycle(by_name)
     if cycle:
         details.append(_d(positions.get(cycle[0], spec_path), "dependency cycle: " + " -> ".join(cycle)))
+    else:
+        upstream = _upstream(by_name)
+        for step in by_name.values():
+            inner = _all_descendants(step.name, by_name) & upstream[step.name]
+            if inner:  # its children cannot start before it does, so it would wait forever
+                details.append(
+                    _d(
+                        positions.get(step.name, spec_path),
+                        f"dependency cycle: {step.name} -> {sorted(inner)[0]} -> {step.name} "
+                        "(a nested step cannot start before its container)",
+                    )
+                )
 
     _check_templates(by_name, positions, output, spec_path, details)
     if details:
@@ -165,7 +177,7 @@ def _collect_steps(
             continue
         seen.add(name)
         step_type = raw.get("type")
-        if step_type not in STEP_KINDS:
+        if not isinstance(step_type, str) or step_type not in STEP_KINDS:
             details.append(
                 _d(f"{here}.type", f"unknown step type {step_type!r}; expected one of {_KNOWN_TYPES}")
             )
