@@ -6,8 +6,9 @@ import os
 import signal
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -92,6 +93,100 @@ def stop_server() -> None:
         pass
     ray_serve.shutdown()
     ray.shutdown()
+
+
+def _open_store(data_dir: Path | None, database_url: str) -> Any:
+    from orchestrator.config import load_settings
+    from orchestrator.store import open_store
+
+    if data_dir is not None:
+        os.environ["ORCH_DATA_DIR"] = str(data_dir.expanduser().resolve())
+    if database_url:
+        os.environ["ORCH_DATABASE_URL"] = database_url
+    return open_store(load_settings().store_url)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Argument(help="file to write")],
+    format: Annotated[str, typer.Option(help="parquet or arrow")] = "parquet",
+    execution: Annotated[list[str] | None, typer.Option(help="execution id (repeatable)")] = None,
+    workflow: Annotated[str, typer.Option(help="workflow name or registered workflow id")] = "",
+    tenant: Annotated[str, typer.Option(help="tenant id")] = "",
+    since: Annotated[str, typer.Option(help="events recorded at or after (ISO 8601)")] = "",
+    until: Annotated[str, typer.Option(help="events recorded before (ISO 8601)")] = "",
+    data_dir: Annotated[Path | None, typer.Option(help="data directory of a SQLite store")] = None,
+    database_url: Annotated[str, typer.Option(help="postgresql://... store")] = "",
+) -> None:
+    """Write event logs (one row per event, payload as JSON) as Parquet or Arrow IPC."""
+    from orchestrator.export import write_events
+
+    if format not in ("parquet", "arrow"):
+        raise typer.BadParameter("format must be parquet or arrow")
+    store = _open_store(data_dir, database_url)
+    ids: list[str] | None = list(execution) if execution else None
+    if workflow or tenant:
+        selected = _select_ids(store, workflow=workflow or None, tenant=tenant or None)
+        ids = [i for i in ids if i in selected] if ids is not None else sorted(selected)
+    records = store.iter_records(execution_ids=ids, since=_parse_time(since), until=_parse_time(until))
+    count = write_events(records, out, format)  # type: ignore[arg-type]
+    console.print(f"wrote {count} events to {out}")
+
+
+def _select_ids(store: Any, *, workflow: str | None, tenant: str | None) -> set[str]:
+    selected: set[str] = set()
+    for field in ("workflow_name", "workflow_id") if workflow else (None,):
+        offset = 0
+        while True:
+            filters = {field: workflow} if field else {}
+            page = store.list_executions(tenant_id=tenant, limit=1000, offset=offset, **filters)
+            selected.update(row.id for row in page.rows)
+            offset += len(page.rows)
+            if not page.rows or offset >= page.total:
+                break
+    return selected
+
+
+@app.command()
+def replay(
+    source: Annotated[Path, typer.Argument(help="a Parquet or Arrow export")],
+    data_dir: Annotated[
+        Path | None, typer.Option(help="data directory of a SQLite store to compare with")
+    ] = None,
+    database_url: Annotated[str, typer.Option(help="postgresql://... store to compare with")] = "",
+) -> None:
+    """Rebuild every execution in an export with the server's fold; report differences from the store."""
+    from orchestrator.export import read_events
+    from orchestrator.replay import compare
+    from orchestrator.replay import replay as replay_states
+
+    store = _open_store(data_dir, database_url)
+    count, differences = compare(replay_states(read_events(source)), store)
+    for diff in differences:
+        console.print(
+            f"[red]{diff.execution_id}[/] {diff.field}: replayed {diff.replayed!r}, live {diff.live!r}"
+        )
+    console.print(f"replayed {count} executions, {len(differences)} differences")
+    raise typer.Exit(1 if differences else 0)
+
+
+@app.command()
+def prune(
+    older_than_days: Annotated[float, typer.Option(help="prune terminal executions finished before this")],
+    data_dir: Annotated[Path | None, typer.Option(help="data directory of a SQLite store")] = None,
+    database_url: Annotated[str, typer.Option(help="postgresql://... store")] = "",
+) -> None:
+    """Delete finished executions (events and projection together) older than the given age."""
+    store = _open_store(data_dir, database_url)
+    removed = store.prune(finished_before=datetime.now(UTC) - timedelta(days=older_than_days))
+    console.print(f"pruned {removed} executions")
 
 
 def _orch_env() -> dict[str, str]:

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.api.deps import engine_of
 from orchestrator.api.render import iso, list_item, v1_execution
 from orchestrator.durations import parse_duration
-from orchestrator.errors import ExecutionTimeout, InvalidRequest, InvalidWorkflow, MissingUserContext
+from orchestrator.errors import (
+    ExecutionTimeout,
+    InvalidRequest,
+    InvalidWorkflow,
+    MissingUserContext,
+    NotFound,
+)
+from orchestrator.export import MEDIA_TYPES, events_to_bytes
 from orchestrator.validation import parse_workflow
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
@@ -212,10 +220,27 @@ async def cancel_execution(execution_id: str, request: Request) -> dict[str, Any
 
 
 @router.get(
-    "/executions/{execution_id}/events", response_model=EventList, summary="The execution's event log"
+    "/executions/{execution_id}/events",
+    response_model=EventList,
+    summary="The execution's event log (JSON, or Arrow / Parquet with ?format=)",
+    responses={200: {"content": {MEDIA_TYPES["arrow_stream"]: {}, MEDIA_TYPES["parquet"]: {}}}},
 )
-async def execution_events(execution_id: str, request: Request) -> dict[str, Any]:
-    return {"execution_id": execution_id, "events": engine_of(request).events(execution_id)}
+async def execution_events(
+    execution_id: str, request: Request, format: Literal["json", "arrow", "parquet"] = "json"
+) -> Any:
+    engine = engine_of(request)
+    if format == "json":
+        return {"execution_id": execution_id, "events": engine.events(execution_id)}
+    records = engine.store.load(execution_id)
+    if not records:
+        raise NotFound(f"execution {execution_id!r} not found", code="EXECUTION_NOT_FOUND")
+    kind = "arrow_stream" if format == "arrow" else "parquet"
+    body = await asyncio.to_thread(events_to_bytes, records, kind)
+    return Response(
+        body,
+        media_type=MEDIA_TYPES[kind],
+        headers={"Content-Disposition": f'attachment; filename="{execution_id}.{format}"'},
+    )
 
 
 __all__ = ["iso", "router"]

@@ -190,13 +190,18 @@ class Execution:
                 del self._tasks[command.step]
         await self.apply(trigger)
 
-    def _finish(self) -> None:
+    def detach(self) -> None:
+        """Drop in-flight work without recording anything, as a crash would (host shutdown, tests).
+        The log stays as it is, and a later load + resume picks the execution up again."""
         for task in self._tasks.values():
             task.cancel()
         self._tasks.clear()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+
+    def _finish(self) -> None:
+        self.detach()
         self._done.set()
         if self._on_terminal is not None:
             self._on_terminal(self)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import ray
@@ -53,6 +54,11 @@ class ExecutionHost:
         # async actors run __init__ on their event loop: recovery starts with the process, so a host
         # restarted by Ray picks its executions up without anyone asking
         self._recovery = asyncio.get_event_loop().create_task(self._recover())
+        self._retention: asyncio.Task[None] | None = None
+        if settings.retention_days and dedicated is None and index == 0:
+            self._retention = asyncio.get_event_loop().create_task(
+                self._prune_forever(settings.retention_days)
+            )
 
     # -- public actor methods ----------------------------------------------------------------------
 
@@ -134,6 +140,18 @@ class ExecutionHost:
                 log.info("host %s resumed %d executions", self.index, self.recovered)
         except Exception:
             log.exception("recovery failed on host %s", self.index)
+
+    async def _prune_forever(self, days: float) -> None:
+        """Retention: one pooled host prunes finished executions older than ``days``, hourly."""
+        while True:
+            cutoff = datetime.now(UTC) - timedelta(days=days)
+            try:
+                removed = await asyncio.to_thread(self.store.prune, finished_before=cutoff)
+                if removed:
+                    log.info("retention: pruned %d executions finished before %s", removed, cutoff)
+            except Exception:
+                log.exception("retention pruning failed")
+            await asyncio.sleep(3600)
 
 
 def _exit_actor() -> None:
