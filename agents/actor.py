@@ -201,6 +201,9 @@ class AgentActor:
     async def _available(self) -> Connector:
         if self.connector is None:
             raise AgentUnavailable(self.health["last_error"] or f"agent {self.agent.id!r} has no connector")
+        if self.health["status"] == "unhealthy":
+            # fail fast: reconnecting is the health loop's job, with backoff; a call must not start a server
+            raise AgentUnavailable(f"agent {self.agent.id!r} is unhealthy: {self.health['last_error']}")
         if not self.connected:
             await self._connect()
         if not self.connected:
@@ -233,16 +236,20 @@ class AgentActor:
                 await self._check()
             except Exception:
                 log.exception("health check of %s crashed", self.agent.id)
-            if self.health["status"] == "healthy":
+            if self.health["status"] != "unhealthy":
+                # degraded keeps the regular cadence, so the threshold is reached within that many intervals
                 backoff = config.interval
+                await asyncio.sleep(config.interval)
             else:  # reconnect with backoff, capped so recovery is noticed within a few intervals
                 backoff = min(backoff * 2, config.interval * 4)
-            await asyncio.sleep(config.interval if self.health["status"] == "healthy" else min(backoff, 30.0))
+                await asyncio.sleep(min(backoff, 30.0))
 
     async def _check(self) -> None:
         assert self.connector is not None
         started = time.perf_counter()
-        if not self.connected:
+        # Below the threshold a lost connection is probed again rather than replaced: a stdio server would
+        # otherwise be restarted at once and a crashing one would never be reported unhealthy.
+        if not self.connected and self.health["status"] != "degraded":
             with contextlib.suppress(Exception):  # a half-dead session may fail to close; reconnect anyway
                 await self.connector.close()
             await self._connect()

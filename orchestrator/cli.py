@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -79,19 +80,19 @@ def start_server(*, wait: bool) -> None:
 
 
 def stop_server() -> None:
+    """Serve first (its controller drains the replicas), then the server's own actors, then Ray."""
     import ray
     from ray import serve as ray_serve
 
     from orchestrator.config import load_settings
 
     settings = load_settings()
-    try:
+    with contextlib.suppress(Exception):
+        ray_serve.shutdown()
+    with contextlib.suppress(Exception):  # detached actors outlive the driver unless killed
         for actor in ray.util.list_named_actors(all_namespaces=True):
             if actor.get("namespace") == settings.namespace:
                 ray.kill(ray.get_actor(actor["name"], namespace=settings.namespace))
-    except Exception:  # best effort: Serve and Ray shutdown below end the rest
-        pass
-    ray_serve.shutdown()
     ray.shutdown()
 
 
