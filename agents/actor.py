@@ -246,7 +246,6 @@ class AgentActor:
 
     async def _check(self) -> None:
         assert self.connector is not None
-        started = time.perf_counter()
         # Below the threshold a lost connection is probed again rather than replaced: a stdio server would
         # otherwise be restarted at once and a crashing one would never be reported unhealthy.
         if not self.connected and self.health["status"] != "degraded":
@@ -255,6 +254,7 @@ class AgentActor:
             await self._connect()
             if not self.connected:
                 return
+        started = time.perf_counter()  # the probe's latency, not the reconnect's
         try:
             await asyncio.wait_for(self.connector.probe(), self.agent.health_check.timeout)
         except (ConnectorError, OrchestratorError, TimeoutError, OSError) as exc:
