@@ -37,6 +37,9 @@ class Engine:
             self._ready = True
         return True
 
+    async def host_stats(self) -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(host.stats.remote() for host in self.hosts)))
+
     async def start(
         self,
         workflow: WorkflowDef,

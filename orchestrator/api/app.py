@@ -33,7 +33,7 @@ def create_app(settings: Settings) -> FastAPI:
         engine = maybe_service("engine")
         if engine is None:
             return JSONResponse({"status": "starting"}, status_code=503)
-        await engine.ready()
-        return {"status": "ok", "placement": engine.settings.placement, "hosts": len(engine.hosts)}
+        await engine.ready()  # hosts answer once they have resumed their executions
+        return {"status": "ok", "placement": engine.settings.placement, "hosts": await engine.host_stats()}
 
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,6 +52,7 @@ class ExecutionHost:
         self.runner = AgentStepRunner(settings)
         self.executions: dict[str, Execution] = {}
         self.recovered = 0
+        self.recovery_seconds: float | None = None
         # async actors run __init__ on their event loop: recovery starts with the process, so a host
         # restarted by Ray picks its executions up without anyone asking
         self._recovery = asyncio.get_event_loop().create_task(self._recover())
@@ -92,6 +94,7 @@ class ExecutionHost:
             "dedicated": self.dedicated,
             "live_executions": len(self.executions),
             "recovered": self.recovered,
+            "recovery_seconds": self.recovery_seconds,
         }
 
     async def ready(self) -> bool:
@@ -124,6 +127,7 @@ class ExecutionHost:
         return placement == "pooled" and host_index(execution_id, self.count) == self.index
 
     async def _recover(self) -> None:
+        began = time.perf_counter()
         try:
             ids = await asyncio.to_thread(self.store.non_terminal_ids)
             for execution_id in ids:
@@ -136,8 +140,14 @@ class ExecutionHost:
                 self.recovered += 1
                 if self.recovered % 200 == 0:
                     await asyncio.sleep(0)  # let requests in while a large backlog resumes
+            self.recovery_seconds = time.perf_counter() - began
             if self.recovered:
-                log.info("host %s resumed %d executions", self.index, self.recovered)
+                log.info(
+                    "host %s resumed %d executions in %.2fs",
+                    self.index,
+                    self.recovered,
+                    self.recovery_seconds,
+                )
         except Exception:
             log.exception("recovery failed on host %s", self.index)
 
