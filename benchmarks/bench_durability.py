@@ -16,10 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +37,7 @@ from orchestrator.replay import replay  # noqa: E402
 from orchestrator.state import ExecutionState  # noqa: E402
 from orchestrator.store import open_store  # noqa: E402
 from orchestrator.validation import parse_workflow  # noqa: E402
+from tests.processes import kill_session, start_server_process  # noqa: E402
 
 WORKFLOW = parse_workflow(
     {
@@ -153,45 +151,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _session_pids(sid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[3]) == sid and fields[0] != "Z":
-                    pids.append(int(entry.name))
-    return pids
-
-
-def _kill_session(sid: int) -> None:
-    for _ in range(150):
-        pids = _session_pids(sid)
-        if not pids:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.2)
-
-
-def _start_server(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCH_", "RAY_ADDRESS"))}
-    env.update(ORCH_NAMESPACE="orchestrator-bench-recovery", RAY_AUTH_MODE="disabled")
-    command = [
-        sys.executable,
-        "-m",
-        "orchestrator.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
-    log = open(data_dir.parent / "server.log", "ab")  # noqa: SIM115
-    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
 def _wait_healthy(port: int, timeout: float = 300) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -207,7 +166,7 @@ def bench_recovery(tmp: Path, executions: int) -> dict[str, float]:
     data_dir = tmp / "data"
     data_dir.mkdir()
     port = _free_port()
-    process = _start_server(port, data_dir)
+    process = start_server_process(port, data_dir, "orchestrator-bench-recovery", tmp / "server.log")
     try:
         _wait_healthy(port)
         body = {
@@ -222,16 +181,16 @@ def bench_recovery(tmp: Path, executions: int) -> dict[str, float]:
             for _ in range(executions):
                 client.post("/api/v1/workflows/execute", json=body).raise_for_status()
     finally:
-        _kill_session(process.pid)
+        kill_session(process.pid)
     began = time.perf_counter()
-    process = _start_server(port, data_dir)
+    process = start_server_process(port, data_dir, "orchestrator-bench-recovery", tmp / "server.log")
     try:
         health = _wait_healthy(port)
         restart_s = time.perf_counter() - began
         resumed = sum(h["recovered"] for h in health["hosts"])
         recovery_s = max(h["recovery_seconds"] or 0.0 for h in health["hosts"])
     finally:
-        _kill_session(process.pid)
+        kill_session(process.pid)
     return {
         "in_flight": executions,
         "resumed": resumed,

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,6 +15,7 @@ import pytest
 import ray
 
 from tests.fixtures_server import ServerInfo, eventually, free_port
+from tests.processes import kill_session, start_server_process
 
 pytestmark = pytest.mark.ray
 
@@ -60,55 +58,16 @@ def test_killed_execution_host_resumes_its_executions(api: httpx.Client, server:
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
 
 
-def _session_processes(sid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[3]) == sid and fields[0] != "Z":
-                pids.append(int(entry.name))
-    return pids
-
-
-def _kill_session(sid: int) -> None:
-    """kill -9 every process of the server's session (driver, GCS, raylet, workers, MCP servers)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        pids = _session_processes(sid)
-        if not pids:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.2)
-    raise AssertionError(f"processes of session {sid} survived kill -9: {_session_processes(sid)}")
-
-
 @contextlib.contextmanager
 def server_process(port: int, data_dir: Path, namespace: str) -> Iterator[subprocess.Popen[bytes]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCH_", "RAY_ADDRESS"))}
-    env.update(ORCH_NAMESPACE=namespace, RAY_AUTH_MODE="disabled")
-    command = [
-        sys.executable,
-        "-m",
-        "orchestrator.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
-    log = open(data_dir.parent / f"server-{port}-{time.time_ns()}.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log_path = data_dir.parent / f"server-{port}-{time.time_ns()}.log"
+    process = start_server_process(port, data_dir, namespace, log_path)
     try:
         eventually(lambda: _healthy(port), timeout=240, interval=0.5)
         yield process
     finally:
-        _kill_session(process.pid)
+        kill_session(process.pid)
         process.wait(timeout=30)
-        log.close()
 
 
 def _healthy(port: int) -> bool:
@@ -133,7 +92,7 @@ def test_kill_9_of_the_whole_server_loses_nothing(tmp_path: Path, server: Server
         ids = [client.post("/api/v1/workflows/execute", json=body).json()["id"] for _ in range(200)]
         statuses = Counter(client.get(f"/api/v1/workflows/executions/{i}").json()["status"] for i in ids[:5])
         assert statuses == Counter({"running": 5})
-        _kill_session(process.pid)
+        kill_session(process.pid)
 
     with (
         server_process(port, data_dir, "orchestrator-kill9"),

@@ -1,0 +1,59 @@
+"""Real process control for fault tests and benchmarks: run the server in its own session, and kill
+every process of that session (driver, GCS, raylet, workers, MCP servers) with SIGKILL."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def session_processes(sid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid and fields[0] != "Z":
+                pids.append(int(entry.name))
+    return pids
+
+
+def kill_session(sid: int, *, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = session_processes(sid)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    raise AssertionError(f"processes of session {sid} survived kill -9: {session_processes(sid)}")
+
+
+def start_server_process(
+    port: int, data_dir: Path, namespace: str, log_path: Path
+) -> subprocess.Popen[bytes]:
+    """``orchestrate serve`` in a new session, with a clean ORCH_* environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCH_", "RAY_ADDRESS"))}
+    env.update(ORCH_NAMESPACE=namespace, RAY_AUTH_MODE="disabled")
+    command = [
+        sys.executable,
+        "-m",
+        "orchestrator.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
