@@ -425,3 +425,21 @@ def test_openapi_documents_routes(api: httpx.Client) -> None:
     spec = api.get("/openapi.json").json()
     assert "/api/v1/workflows/execute" in spec["paths"]
     assert "/api/v1/workflows/executions/{execution_id}/cancel" in spec["paths"]
+
+
+def test_input_schema_is_enforced(api: httpx.Client) -> None:
+    schema = {"type": "object", "properties": {"budget": {"type": "number"}}, "required": ["budget"]}
+    response = run(
+        api, {"name": "a", "type": "transform", "value": 1}, spec={"input_schema": schema}, input={}
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "INVALID_INPUT"
+    assert error["details"] == [{"field": "input.budget", "message": "is required"}]
+    ok = run(
+        api,
+        {"name": "a", "type": "transform", "value": 1},
+        spec={"input_schema": schema},
+        input={"budget": 1},
+    )
+    assert ok.status_code == 200

@@ -21,6 +21,7 @@ from orchestrator.errors import (
 )
 from orchestrator.export import MEDIA_TYPES, events_to_bytes
 from orchestrator.validation import parse_workflow
+from orchestrator.workflows import validate_input
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
 
@@ -153,6 +154,7 @@ async def execute(
         )
     workflow = parse_workflow(body.workflow)
     user = require_user(body.user)
+    validate_input(workflow, body.input)
     try:
         timeout = parse_duration(body.timeout) if body.timeout is not None else None
     except ValueError as exc:
