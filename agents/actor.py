@@ -29,7 +29,7 @@ from agents.connectors.base import (
     ConnectorUnavailable,
 )
 from agents.registry import AgentConfig, ConnectorConfig, Registry, make_connector
-from orchestrator.config import Settings
+from orchestrator.config import Settings, quiet_logging
 from orchestrator.errors import AgentUnavailable, NotFound, OrchestratorError, StepError
 from orchestrator.llm import make_provider
 from orchestrator.llm.base import LLMRequest
@@ -98,7 +98,7 @@ def provider_for(connector: ConnectorConfig, settings: Settings) -> Any:
 
 class AgentActor:
     def __init__(self, agent: AgentConfig, connector: ConnectorConfig | None, settings: Settings) -> None:
-        logging.basicConfig(level=logging.INFO)
+        quiet_logging()
         self.agent = agent
         self.connector_config = connector
         self.settings = settings

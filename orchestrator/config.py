@@ -62,3 +62,12 @@ class Settings(BaseSettings):
 
 def load_settings() -> Settings:
     return Settings()
+
+
+def quiet_logging() -> None:
+    """Actors log at INFO, but HTTP clients at WARNING: a health probe every few seconds is not news."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO)
+    for name in ("httpx", "httpx2", "httpcore", "mcp", "openai"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -84,14 +84,17 @@ def test_kill_9_of_the_whole_server_loses_nothing(tmp_path: Path, server: Server
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     port = free_port()
-    body = {"workflow": waiting_workflow(20.0, "kill-9"), "user": USER, "async": True}
+    body = {"workflow": waiting_workflow(45.0, "kill-9"), "user": USER, "async": True}
     with (
         server_process(port, data_dir, "orchestrator-kill9") as process,
         httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client,
     ):
         ids = [client.post("/api/v1/workflows/execute", json=body).json()["id"] for _ in range(200)]
-        statuses = Counter(client.get(f"/api/v1/workflows/executions/{i}").json()["status"] for i in ids[:5])
-        assert statuses == Counter({"running": 5})
+        page = client.get(
+            "/api/v1/workflows/executions", params={"limit": 1000, "workflow_name": "kill-9"}
+        ).json()
+        running = sum(e["status"] == "running" for e in page["executions"])
+        assert page["count"] == 200 and running >= 100  # most are waiting on their timers when we kill
         kill_session(process.pid)
 
     with (

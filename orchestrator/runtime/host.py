@@ -18,7 +18,7 @@ from typing import Any
 
 import ray
 
-from orchestrator.config import Settings
+from orchestrator.config import Settings, quiet_logging
 from orchestrator.decide import Start
 from orchestrator.errors import Conflict, NotFound
 from orchestrator.runtime.execution import Execution
@@ -43,7 +43,7 @@ class ExecutionHost:
     def __init__(
         self, settings: Settings, *, index: int = 0, count: int = 1, dedicated: str | None = None
     ) -> None:
-        logging.basicConfig(level=logging.INFO)
+        quiet_logging()
         self.settings = settings
         self.index = index
         self.count = count
