@@ -1,0 +1,64 @@
+"""``dedicated`` placement runs the same execution code in one Ray actor per execution."""
+
+from __future__ import annotations
+
+import pytest
+import ray
+
+from orchestrator.config import Settings
+from orchestrator.engine import Engine
+from orchestrator.runtime.host import DEDICATED_NAME
+from orchestrator.store import open_store
+from orchestrator.validation import parse_workflow
+from tests.fixtures_server import ServerInfo, eventually
+
+pytestmark = pytest.mark.ray
+
+
+def _actor_exists(name: str, namespace: str) -> bool:
+    try:
+        ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        return False
+    return True
+
+
+async def test_dedicated_execution_runs_in_its_own_actor_and_frees_it(server: ServerInfo) -> None:
+    settings = Settings(data_dir=server.data_dir, namespace=server.namespace, placement="dedicated")
+    store = open_store(settings.store_url)
+    engine = Engine(settings, store)
+    workflow = parse_workflow(
+        {
+            "metadata": {"name": "dedicated"},
+            "spec": {
+                "steps": [
+                    {
+                        "name": "flights",
+                        "type": "mcp_query",
+                        "connector": "amadeus-travel",
+                        "statement": "search_flights",
+                        "parameters": {"origin": "SFO", "destination": "CDG", "departure_date": "2025-06-01"},
+                    },
+                    {"name": "nap", "type": "wait", "duration": "1s", "depends_on": ["flights"]},
+                    {
+                        "name": "count",
+                        "type": "transform",
+                        "value": "{{ steps.flights.output.flights | length }}",
+                        "depends_on": ["nap"],
+                    },
+                ]
+            },
+        }
+    )
+    state = await engine.start(workflow, input={}, user={"id": 1}, tenant_id="default", wait=False)
+    name = DEDICATED_NAME.format(execution_id=state.execution_id)
+    assert state.status == "running" and state.placement == "dedicated"
+    assert _actor_exists(name, server.namespace)
+
+    final = await engine.wait(state.execution_id, 60)
+    assert final.status == "completed"
+    assert final.output["final_result"] > 0
+    row = store.get_execution(state.execution_id)
+    assert row is not None and row.placement == "dedicated" and row.status == "completed"
+    eventually(lambda: not _actor_exists(name, server.namespace), timeout=30)  # the process is freed
+    store.close()
