@@ -36,7 +36,7 @@ from orchestrator.events import (
     TimerFired,
     TimerScheduled,
 )
-from orchestrator.state import STEP_DONE, STEP_OK, ExecutionState, evolve
+from orchestrator.state import STEP_DONE, STEP_OK, ExecutionState, StepState, evolve
 from orchestrator.templates import TemplateError, evaluate_condition, render_value
 
 EXECUTION_TIMER = "execution/timeout"
@@ -161,6 +161,8 @@ class _Decider:
         self.result = Decision(state)
         self.state = state
         self.now = now
+        self._context: dict[str, Any] | None = None  # built once, kept current by record()
+        self._failed: str | None = next((s.name for s in state.steps.values() if s.status == "failed"), None)
 
     @property
     def workflow(self) -> WorkflowDef:
@@ -171,6 +173,12 @@ class _Decider:
         event = event_type(seq=self.state.last_seq + 1, timestamp=self.now, **fields)
         evolve(self.state, event)
         self.result.events.append(event)
+        step = fields.get("step")
+        if step is not None and step in self.state.steps:
+            if self.state.steps[step].status == "failed":
+                self._failed = self._failed or step
+            if self._context is not None:
+                self._context["steps"][step] = _step_view(self.state.steps[step])
 
     def command(self, command: Command) -> None:
         self.result.commands.append(command)
@@ -290,7 +298,7 @@ class _Decider:
     def advance(self) -> None:
         """Start what is ready, settle containers, and finish the execution when it is done."""
         while not self.state.terminal:
-            failed = next((s for s in self.state.steps.values() if s.status == "failed"), None)
+            failed = self.state.steps[self._failed] if self._failed else None
             if failed is not None:
                 self.end_running()
                 self.record(
@@ -306,7 +314,7 @@ class _Decider:
                 elif step.status == "running" and step_def.children and self.children_done(step_def):
                     self.complete_container(step_def)
                     progressed = True
-                if self.state.terminal or any(s.status == "failed" for s in self.state.steps.values()):
+                if self.state.terminal or self._failed:
                     break
             if not progressed:
                 break
@@ -435,17 +443,16 @@ class _Decider:
         self.record(ExecutionCompleted, output=output)
 
     def template_context(self) -> dict[str, Any]:
-        return template_context(self.state)
+        if self._context is None:
+            self._context = template_context(self.state)
+        return self._context
 
 
 def template_context(state: ExecutionState) -> dict[str, Any]:
     """Names available to templates: input, steps.<name>.output/.status, user, execution."""
     return {
         "input": state.input,
-        "steps": {
-            name: {"output": step.output, "status": step.status, "error": step.error}
-            for name, step in state.steps.items()
-        },
+        "steps": {name: _step_view(step) for name, step in state.steps.items()},
         "user": state.user,
         "execution": {
             "id": state.execution_id,
@@ -454,3 +461,7 @@ def template_context(state: ExecutionState) -> dict[str, Any]:
             "started_at": state.started_at.isoformat() if state.started_at else None,
         },
     }
+
+
+def _step_view(step: StepState) -> dict[str, Any]:
+    return {"output": step.output, "status": step.status, "error": step.error}

@@ -149,6 +149,11 @@ def check_syntax(text: str, *, expression: bool = False) -> None:
 
 def referenced_steps(text: str, *, expression: bool = False) -> set[str]:
     """Step names a template reads through ``steps.<name>`` or ``steps['<name>']``."""
+    return set(_referenced_steps(text, expression))
+
+
+@lru_cache(maxsize=4096)
+def _referenced_steps(text: str, expression: bool) -> frozenset[str]:
     if not expression and not is_template(text):
         return set()
     source = "{{ " + condition_expression(text) + " }}" if expression else text
@@ -164,7 +169,7 @@ def referenced_steps(text: str, *, expression: bool = False) -> set[str]:
                 found.add(node.attr)
             elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
                 found.add(node.arg.value)
-    return found
+    return frozenset(found)
 
 
 def strings_in(value: Any) -> Iterable[tuple[str, str]]:
