@@ -22,7 +22,9 @@ import pytest
 from agents.connectors.base import CallContext, CapabilitySpec
 from agents.connectors.http import HTTPConnector
 from orchestrator.decide import RunStep, Start
-from orchestrator.events import from_record
+from orchestrator.errors import ConcurrencyConflict
+from orchestrator.events import from_record, to_record
+from orchestrator.runtime.appender import BatchAppender
 from orchestrator.runtime.execution import Execution
 from orchestrator.state import ExecutionState
 from orchestrator.store import open_store
@@ -294,3 +296,59 @@ async def test_cancel_stops_running_work(store: EventStore, service: FlakyServic
     replayed = [from_record(r) for r in store.load(execution.execution_id)]
     assert replayed[-1].reason == "changed my mind"  # type: ignore[union-attr]
     await runner.connector.close()
+
+
+async def test_group_commit_batches_many_executions(store: EventStore, service: FlakyService) -> None:
+    appender = BatchAppender(store)
+    runner = HTTPRunner(service.url)
+    service.fail = 0
+    definition = workflow(
+        {
+            "name": "get",
+            "type": "mcp_query",
+            "connector": "flaky",
+            "statement": "get",
+            "parameters": {"key": "{{ execution.id }}"},
+        },
+        {
+            "name": "shape",
+            "type": "transform",
+            "value": "{{ steps.get.output.attempt }}",
+            "depends_on": ["get"],
+        },
+    )
+    executions = [
+        Execution(f"wf_exec_{uuid.uuid4().hex}", store=store, runner=runner, appender=appender)
+        for _ in range(40)
+    ]
+    await asyncio.gather(*(e.start(start(definition)) for e in executions))
+    states = await asyncio.gather(*(e.wait(30) for e in executions))
+    assert [s.status for s in states] == ["completed"] * 40
+    for execution in executions:
+        assert_contiguous(store, execution.execution_id)
+        row = store.get_execution(execution.execution_id)
+        assert row is not None and row.status == "completed"
+    appender.close()
+    await runner.connector.close()
+
+
+async def test_group_commit_isolates_a_conflict(store: EventStore) -> None:
+    appender = BatchAppender(store)
+    definition = parse_workflow(workflow({"name": "a", "type": "transform", "value": 1}))
+    winner = Execution(f"wf_exec_{uuid.uuid4().hex}", store=store, runner=HTTPRunner("http://127.0.0.1:9"))
+    await winner.start(Start(now=datetime.now(UTC), workflow=definition))
+    duplicate = [
+        to_record(winner.execution_id, e) for e in (from_record(r) for r in store.load(winner.execution_id))
+    ][:1]
+    other = Execution(
+        f"wf_exec_{uuid.uuid4().hex}", store=store, runner=HTTPRunner("http://127.0.0.1:9"), appender=appender
+    )
+    results = await asyncio.gather(
+        appender.append(winner.execution_id, duplicate, None),
+        other.start(Start(now=datetime.now(UTC), workflow=definition)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], ConcurrencyConflict)
+    assert not isinstance(results[1], BaseException) and results[1].status == "completed"
+    assert_contiguous(store, other.execution_id)
+    appender.close()

@@ -32,6 +32,7 @@ from orchestrator.decide import (
 from orchestrator.errors import ConcurrencyConflict, OrchestratorError, StepError
 from orchestrator.events import from_record, to_record
 from orchestrator.projection import project
+from orchestrator.runtime.appender import BatchAppender
 from orchestrator.state import ExecutionState, fold
 from orchestrator.store.base import EventStore
 
@@ -57,6 +58,7 @@ class Execution:
         runner: StepRunner,
         clock: Callable[[], datetime] = utcnow,
         on_terminal: Callable[[Execution], None] | None = None,
+        appender: BatchAppender | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.state = ExecutionState(execution_id)
@@ -64,6 +66,7 @@ class Execution:
         self._runner = runner
         self._clock = clock
         self._on_terminal = on_terminal
+        self._appender = appender
         self._lock = asyncio.Lock()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -103,7 +106,7 @@ class Execution:
             decision = decide(self.state, trigger)
             if decision.events or isinstance(trigger, Start):
                 try:
-                    self._record(decision)
+                    await self._record(decision)
                 except ConcurrencyConflict:
                     # another writer got there first: adopt the log as it is and drop this trigger
                     log.warning("conflict appending to %s; reloading from the store", self.execution_id)
@@ -115,9 +118,13 @@ class Execution:
             if self.state.terminal:
                 self._finish()
 
-    def _record(self, decision: Decision) -> None:
+    async def _record(self, decision: Decision) -> None:
         records = [to_record(self.execution_id, event) for event in decision.events]
-        self._store.append(self.execution_id, records, projection=project(decision.state))
+        projection = project(decision.state)
+        if self._appender is not None:
+            await self._appender.append(self.execution_id, records, projection)
+        else:
+            self._store.append(self.execution_id, records, projection=projection)
 
     def _perform(self, command: RunStep | ScheduleTimer | CancelStep) -> None:
         match command:

@@ -21,6 +21,7 @@ import ray
 from orchestrator.config import Settings, quiet_logging
 from orchestrator.decide import Start
 from orchestrator.errors import Conflict, NotFound
+from orchestrator.runtime.appender import BatchAppender
 from orchestrator.runtime.execution import Execution
 from orchestrator.runtime.runner import AgentStepRunner
 from orchestrator.state import ExecutionState
@@ -50,6 +51,7 @@ class ExecutionHost:
         self.dedicated = dedicated
         self.store = open_store(settings.store_url)
         self.runner = AgentStepRunner(settings)
+        self.appender = BatchAppender(self.store)
         self.executions: dict[str, Execution] = {}
         self.recovered = 0
         self.recovery_seconds: float | None = None
@@ -104,7 +106,13 @@ class ExecutionHost:
     # -- internals ---------------------------------------------------------------------------------
 
     def _new(self, execution_id: str) -> Execution:
-        return Execution(execution_id, store=self.store, runner=self.runner, on_terminal=self._terminal)
+        return Execution(
+            execution_id,
+            store=self.store,
+            runner=self.runner,
+            on_terminal=self._terminal,
+            appender=self.appender,
+        )
 
     def _load(self, execution_id: str) -> Execution:
         execution = self._new(execution_id)

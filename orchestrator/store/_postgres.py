@@ -30,7 +30,14 @@ import psycopg.errors
 from orchestrator.errors import ConcurrencyConflict, Conflict, StoreError
 from orchestrator.events import EventRecord, payload_json
 from orchestrator.store import check_sequence, latest_versions, version_key
-from orchestrator.store.base import TERMINAL_STATUSES, EventStore, ExecutionRow, Page, WorkflowRecord
+from orchestrator.store.base import (
+    TERMINAL_STATUSES,
+    AppendItem,
+    EventStore,
+    ExecutionRow,
+    Page,
+    WorkflowRecord,
+)
 
 # Any constant works as long as every process uses the same one; this is "orchschm" in ASCII.
 _SCHEMA_LOCK_ID = 0x6F72636873636D
@@ -237,31 +244,44 @@ class PostgresEventStore(EventStore):
     ) -> None:
         if not records and projection is None:
             return
+        with self._tx() as conn:
+            self._append_in(conn, execution_id, records, projection)
+
+    def append_batch(self, items: Sequence[AppendItem]) -> None:
+        if not items:
+            return
+        with self._tx() as conn:
+            for execution_id, records, projection in items:
+                if records or projection is not None:
+                    self._append_in(conn, execution_id, records, projection)
+
+    def _append_in(
+        self, conn: Any, execution_id: str, records: Sequence[EventRecord], projection: ExecutionRow | None
+    ) -> None:
         rows = [
             (r.execution_id, r.seq, r.type, r.version, r.step, payload_json(r), _utc(r.recorded_at))
             for r in records
         ]
-        with self._tx() as conn:
-            if rows:
-                (last_seq,) = conn.execute(  # type: ignore[misc]
-                    "SELECT COALESCE(MAX(seq), 0) FROM events WHERE execution_id = %s", (execution_id,)
-                ).fetchone()
-                check_sequence(execution_id, records, last_seq)
-                try:
-                    with conn.cursor() as cur:
-                        cur.executemany(
-                            "INSERT INTO events (execution_id, seq, type, version, step, payload, "
-                            "recorded_at) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s)",
-                            rows,
-                        )
-                except psycopg.errors.UniqueViolation as exc:
-                    # A concurrent writer committed the same seq between our read and our insert.
-                    raise ConcurrencyConflict(
-                        f"execution {execution_id!r}: seq {records[0].seq} was appended concurrently by "
-                        "another writer; reload the execution and decide again"
-                    ) from exc
-            if projection is not None:
-                conn.execute(_UPSERT_EXECUTION, _execution_params(projection))
+        if rows:
+            (last_seq,) = conn.execute(  # type: ignore[misc]
+                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE execution_id = %s", (execution_id,)
+            ).fetchone()
+            check_sequence(execution_id, records, last_seq)
+            try:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "INSERT INTO events (execution_id, seq, type, version, step, payload, "
+                        "recorded_at) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s)",
+                        rows,
+                    )
+            except psycopg.errors.UniqueViolation as exc:
+                # A concurrent writer committed the same seq between our read and our insert.
+                raise ConcurrencyConflict(
+                    f"execution {execution_id!r}: seq {records[0].seq} was appended concurrently by "
+                    "another writer; reload the execution and decide again"
+                ) from exc
+        if projection is not None:
+            conn.execute(_UPSERT_EXECUTION, _execution_params(projection))
 
     def load(self, execution_id: str, *, after_seq: int = 0) -> list[EventRecord]:
         with self._tx() as conn:

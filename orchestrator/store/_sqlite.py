@@ -33,7 +33,14 @@ from typing import Any
 from orchestrator.errors import ConcurrencyConflict, Conflict, StoreError
 from orchestrator.events import EventRecord, payload_json
 from orchestrator.store import check_sequence, latest_versions, version_key
-from orchestrator.store.base import TERMINAL_STATUSES, EventStore, ExecutionRow, Page, WorkflowRecord
+from orchestrator.store.base import (
+    TERMINAL_STATUSES,
+    AppendItem,
+    EventStore,
+    ExecutionRow,
+    Page,
+    WorkflowRecord,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -258,6 +265,20 @@ class SQLiteEventStore(EventStore):
     ) -> None:
         if not records and projection is None:
             return
+        with self._write() as conn:
+            self._append_in(conn, execution_id, records, projection)
+
+    def append_batch(self, items: Sequence[AppendItem]) -> None:
+        if not items:
+            return
+        with self._write() as conn:
+            for execution_id, records, projection in items:
+                if records or projection is not None:
+                    self._append_in(conn, execution_id, records, projection)
+
+    def _append_in(
+        self, conn: Any, execution_id: str, records: Sequence[EventRecord], projection: ExecutionRow | None
+    ) -> None:
         rows = [
             (
                 r.execution_id,
@@ -270,27 +291,26 @@ class SQLiteEventStore(EventStore):
             )
             for r in records
         ]
-        with self._write() as conn:
-            if rows:
-                (last_seq,) = conn.execute(
-                    "SELECT COALESCE(MAX(seq), 0) FROM events WHERE execution_id = ?", (execution_id,)
-                ).fetchone()
-                check_sequence(execution_id, records, last_seq)
-                try:
-                    conn.executemany(
-                        "INSERT INTO events (execution_id, seq, type, version, step, payload, recorded_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        rows,
-                    )
-                except sqlite3.IntegrityError as exc:
-                    # Unreachable while every writer goes through BEGIN IMMEDIATE, kept for writers
-                    # that don't (an older version, a manual fix-up).
-                    raise ConcurrencyConflict(
-                        f"execution {execution_id!r}: seq {records[0].seq} already exists; "
-                        "reload the execution and decide again"
-                    ) from exc
-            if projection is not None:
-                conn.execute(_UPSERT_EXECUTION, _execution_params(projection))
+        if rows:
+            (last_seq,) = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE execution_id = ?", (execution_id,)
+            ).fetchone()
+            check_sequence(execution_id, records, last_seq)
+            try:
+                conn.executemany(
+                    "INSERT INTO events (execution_id, seq, type, version, step, payload, recorded_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except sqlite3.IntegrityError as exc:
+                # Unreachable while every writer goes through BEGIN IMMEDIATE, kept for writers
+                # that don't (an older version, a manual fix-up).
+                raise ConcurrencyConflict(
+                    f"execution {execution_id!r}: seq {records[0].seq} already exists; "
+                    "reload the execution and decide again"
+                ) from exc
+        if projection is not None:
+            conn.execute(_UPSERT_EXECUTION, _execution_params(projection))
 
     def load(self, execution_id: str, *, after_seq: int = 0) -> list[EventRecord]:
         with self._read() as conn:

@@ -60,6 +60,9 @@ class Page(BaseModel):
     total: int
 
 
+AppendItem = tuple[str, Sequence[EventRecord], ExecutionRow | None]
+
+
 class EventStore(abc.ABC):
     """Abstract event store. Backends: SQLite (embedded default) and PostgreSQL."""
 
@@ -77,6 +80,16 @@ class EventStore(abc.ABC):
         Raises ConcurrencyConflict when any ``(execution_id, seq)`` already exists, or when the first
         record's seq is not exactly one more than the log's last seq.
         """
+
+    def append_batch(self, items: Sequence[AppendItem]) -> None:
+        """Several executions' appends in one transaction (group commit: one fsync for many).
+
+        All or nothing: on a conflict in any item nothing is written and ConcurrencyConflict is raised,
+        so the caller can retry the items one by one to find the loser. Backends override this with a
+        single transaction; this default appends item by item.
+        """
+        for execution_id, records, projection in items:
+            self.append(execution_id, records, projection=projection)
 
     @abc.abstractmethod
     def load(self, execution_id: str, *, after_seq: int = 0) -> list[EventRecord]:

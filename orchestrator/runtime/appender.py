@@ -1,0 +1,72 @@
+"""Group commit: the appends of many executions in one transaction.
+
+An acknowledged event must be on disk, so every commit costs an fsync. Under load, the executions of a
+host all want to append at once; instead of queueing behind each other's fsyncs they join the batch
+that is waiting while the previous one commits (on one writer thread, off the event loop). A conflict
+in a batch is retried item by item, so only the execution that lost the race sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Sequence
+
+from orchestrator.errors import ConcurrencyConflict
+from orchestrator.events import EventRecord
+from orchestrator.store.base import AppendItem, EventStore, ExecutionRow
+
+
+class BatchAppender:
+    def __init__(self, store: EventStore, *, max_batch: int = 512) -> None:
+        self._store = store
+        self._max_batch = max_batch
+        self._pending: list[tuple[AppendItem, asyncio.Future[None]]] = []
+        self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="append")
+        self._flushing = False
+
+    async def append(
+        self, execution_id: str, records: Sequence[EventRecord], projection: ExecutionRow | None
+    ) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(((execution_id, records, projection), future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+                results = await loop.run_in_executor(self._writer, self._commit, [item for item, _ in batch])
+                for (_, future), error in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if error is None:
+                        future.set_result(None)
+                    else:
+                        future.set_exception(error)
+        finally:
+            self._flushing = False
+
+    def _commit(self, items: list[AppendItem]) -> list[BaseException | None]:
+        try:
+            self._store.append_batch(items)
+            return [None] * len(items)
+        except ConcurrencyConflict:
+            pass
+        except Exception as exc:  # the whole batch failed the same way
+            return [exc] * len(items)
+        results: list[BaseException | None] = []
+        for execution_id, records, projection in items:
+            try:
+                self._store.append(execution_id, records, projection=projection)
+                results.append(None)
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
