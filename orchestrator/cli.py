@@ -30,8 +30,13 @@ def serve(
     data_dir: Annotated[Path, typer.Option(help="SQLite store and demo databases")] = Path("./data"),
     placement: Annotated[str, typer.Option(help="pooled or dedicated execution actors")] = "",
     database_url: Annotated[str, typer.Option(help="postgresql://... (default: SQLite in data-dir)")] = "",
+    fast_proxy: Annotated[
+        bool, typer.Option(help="Ray Serve's throughput mode and HAProxy ingress (see README)")
+    ] = False,
 ) -> None:
     """Start (or join, with RAY_ADDRESS) Ray, deploy the Serve application and serve until stopped."""
+    if fast_proxy:
+        os.environ["ORCH_FAST_PROXY"] = "1"
     os.environ["ORCH_PORT"] = str(port)
     os.environ["ORCH_HOST"] = host
     os.environ["ORCH_DATA_DIR"] = str(data_dir.expanduser().resolve())
@@ -51,6 +56,10 @@ def start_server(*, wait: bool) -> None:
     settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local dev cluster on loopback
+    if os.environ.get("ORCH_FAST_PROXY") == "1":
+        # read by Serve's processes at start: must be set before Ray starts them
+        os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
+        os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
     address = os.environ.get("RAY_ADDRESS")
     started = time.perf_counter()
     ray.init(
