@@ -18,7 +18,6 @@ else ``./data/crm.db``). Every statement uses bound parameters.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -33,6 +32,8 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
+
+from agents.demo._cli import demo_server_parser, parse_demo_args, run_demo_server
 
 __all__ = ["DEFAULT_DB_PATH", "SERVER_NAME", "CrmDatabase", "create_server", "main"]
 
@@ -402,35 +403,12 @@ def create_server(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = _parse_args(argv)
-    server = create_server(args.db, log_level=args.log_level)
-    if args.transport == "stdio":
-        server.run("stdio")
-    else:
-        server.run("streamable-http", host=args.host, port=args.port, streamable_http_path=args.path)
-
-
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m agents.demo.crm_server", description=__doc__.splitlines()[0]
+    parser = demo_server_parser(
+        "python -m agents.demo.crm_server", __doc__.splitlines()[0], default_port=8766
     )
-    parser.add_argument(
-        "--transport",
-        choices=["stdio", "streamable-http", "streamable_http", "http"],
-        default="stdio",
-        help="stdio (default) or streamable-http",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8766)
-    parser.add_argument("--path", default="/mcp", help="HTTP endpoint path (default /mcp)")
     parser.add_argument("--db", default=None, help=f"SQLite file (default $CRM_DB_PATH or {DEFAULT_DB_PATH})")
-    parser.add_argument(
-        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-    )
-    args = parser.parse_args(argv)
-    if args.transport != "stdio":
-        args.transport = "streamable-http"
-    return args
+    args = parse_demo_args(parser, argv)
+    run_demo_server(args, lambda: create_server(args.db, log_level=args.log_level))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ capability schemas, so they are written for the planner (an LLM) to read.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -20,6 +19,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from agents.demo import travel_data
+from agents.demo._cli import demo_server_parser, parse_demo_args, run_demo_server
 from agents.demo.travel_data import TravelDataError
 
 __all__ = ["SERVER_NAME", "create_server", "main"]
@@ -141,34 +141,11 @@ def create_server(*, log_level: LogLevel = "WARNING") -> MCPServer:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = _parse_args(argv)
-    server = create_server(log_level=args.log_level)
-    if args.transport == "stdio":
-        server.run("stdio")
-    else:
-        server.run("streamable-http", host=args.host, port=args.port, streamable_http_path=args.path)
-
-
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m agents.demo.travel_server", description=__doc__.splitlines()[0]
+    parser = demo_server_parser(
+        "python -m agents.demo.travel_server", __doc__.splitlines()[0], default_port=8765
     )
-    parser.add_argument(
-        "--transport",
-        choices=["stdio", "streamable-http", "streamable_http", "http"],
-        default="stdio",
-        help="stdio (default) or streamable-http",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--path", default="/mcp", help="HTTP endpoint path (default /mcp)")
-    parser.add_argument(
-        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-    )
-    args = parser.parse_args(argv)
-    if args.transport != "stdio":
-        args.transport = "streamable-http"
-    return args
+    args = parse_demo_args(parser, argv)
+    run_demo_server(args, lambda: create_server(log_level=args.log_level))
 
 
 if __name__ == "__main__":
