@@ -30,6 +30,7 @@ runs out of time is :class:`ConnectorTimeout`.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import base64
 import contextlib
@@ -214,17 +215,17 @@ def _load_callable(path: str) -> Callable[..., Any]:
 # -- backends -----------------------------------------------------------------------------------------------
 
 
-class _Backend:
-    async def open(self) -> None:
-        raise NotImplementedError
+class _Backend(abc.ABC):
+    @abc.abstractmethod
+    async def open(self) -> None: ...
 
+    @abc.abstractmethod
     async def run(
         self, statement: Statement, params: dict[str, Any], mode: Mode, timeout: float
-    ) -> dict[str, Any]:
-        raise NotImplementedError
+    ) -> dict[str, Any]: ...
 
-    async def close(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def close(self) -> None: ...
 
 
 class _SQLiteBackend(_Backend):
