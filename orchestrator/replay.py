@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from orchestrator.events import EventRecord, from_record
+from orchestrator.events import EVENT_TYPES, EventRecord, from_record
 from orchestrator.projection import project
 from orchestrator.state import ExecutionState, evolve
 from orchestrator.store.base import EventStore
@@ -23,9 +23,17 @@ class Difference:
 
 
 def replay(records: Iterable[EventRecord]) -> Iterator[ExecutionState]:
-    """Fold records grouped by execution (exports are ordered by execution, then seq)."""
+    """Fold records grouped by execution (exports are ordered by execution, then seq).
+
+    Streams that are not executions (plans are stored as event streams too) are skipped."""
     state: ExecutionState | None = None
+    skipping: str | None = None
     for record in records:
+        if record.execution_id == skipping:
+            continue
+        if record.seq == 1 and record.type not in EVENT_TYPES:
+            skipping = record.execution_id
+            continue
         if state is None or record.execution_id != state.execution_id:
             if state is not None:
                 yield state

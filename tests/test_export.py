@@ -78,3 +78,24 @@ def test_cli_export_and_replay_agree_with_the_store(
     )
     assert done.returncode == 1  # an empty store disagrees with every replayed execution
     assert "missing" in done.stderr + done.stdout
+
+
+def test_replay_skips_plan_streams() -> None:
+    from datetime import UTC, datetime
+
+    from orchestrator.decide import Start, decide
+    from orchestrator.events import EventRecord, to_record
+    from orchestrator.state import ExecutionState
+    from orchestrator.validation import parse_workflow
+
+    now = datetime.now(UTC)
+    plan = EventRecord(
+        execution_id="plan_1", seq=1, type="plan.created", payload={"query": "q"}, recorded_at=now
+    )
+    workflow = parse_workflow(
+        {"metadata": {"name": "w"}, "spec": {"steps": [{"name": "a", "type": "transform", "value": 1}]}}
+    )
+    decision = decide(ExecutionState("wf_exec_1"), Start(now=now, workflow=workflow))
+    records = [plan, *(to_record("wf_exec_1", e) for e in decision.events)]
+    [state] = list(replay(records))
+    assert state.execution_id == "wf_exec_1" and state.status == "completed"

@@ -780,6 +780,8 @@ def _humanize(name: str) -> str:
 
 
 def _first_sentence(text: str) -> str:
+    # a line break ends the restated request as surely as a full stop does
+    text = next((line for line in text.splitlines() if line.strip()), text)
     text = " ".join(text.split())
     match = re.match(r"(.+?[.!?])(?:\s|$)", text)
     sentence = (match.group(1) if match else text).rstrip(".")
