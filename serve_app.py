@@ -7,13 +7,13 @@ Replicas declare small CPU shares: Serve's default of one CPU per replica would 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from orchestrator.config import Settings, load_settings
-from orchestrator.server import build_ingress_state, create_fastapi_app
+from orchestrator.server.wiring import build_ingress_state, create_fastapi_app
 from planner.deployment import PlannerDeployment
 
 settings = load_settings()
@@ -28,13 +28,16 @@ fastapi_app = create_fastapi_app(settings)
 )
 @serve.ingress(fastapi_app)
 class Ingress:
-    def __init__(self, settings: Settings, planner: DeploymentHandle) -> None:
+    def __init__(self, settings: Settings, planner: DeploymentHandle[Any]) -> None:
         build_ingress_state(fastapi_app, settings, planner)
 
 
 def build_app(settings: Settings) -> Any:
-    planner = PlannerDeployment.options(ray_actor_options={"num_cpus": 0.1}).bind(settings)
-    return Ingress.bind(settings, planner)
+    # @serve.deployment turns each class into a Deployment; mypy ignores what class decorators return.
+    planner_deployment = cast(serve.Deployment, PlannerDeployment)
+    ingress_deployment = cast(serve.Deployment, Ingress)
+    planner = planner_deployment.options(ray_actor_options={"num_cpus": 0.1}).bind(settings)
+    return ingress_deployment.bind(settings, planner)
 
 
 app = build_app(settings)

@@ -28,11 +28,12 @@ from agents.connectors.base import (
     ConnectorTimeout,
     ConnectorUnavailable,
 )
+from agents.llm import make_provider
+from agents.llm.base import LLMRequest
 from agents.registry import AgentConfig, ConnectorConfig, Registry, make_connector
 from orchestrator.config import Settings, quiet_logging
-from orchestrator.errors import AgentUnavailable, NotFound, OrchestratorError, StepError
-from orchestrator.llm import make_provider
-from orchestrator.llm.base import LLMRequest
+from orchestrator.core.errors import AgentUnavailable, NotFound, OrchestratorError, StepError
+from orchestrator.core.timestamps import format_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +166,6 @@ class AgentActor:
     async def get_health(self) -> dict[str, Any]:
         return dict(self.health)
 
-    async def check_now(self) -> dict[str, Any]:
-        await self._check()
-        return dict(self.health)
-
     async def connector_pid(self) -> int | None:
         """For fault tests: the PID of a stdio MCP server, when there is one."""
         return getattr(self.connector, "pid", None)
@@ -290,7 +287,7 @@ def _message(exc: BaseException) -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return format_timestamp(datetime.now(UTC), timespec="auto")
 
 
 RemoteAgentActor = ray.remote(AgentActor)

@@ -43,14 +43,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from jinja2 import TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agents.connectors.base import CapabilitySpec, Connector
-from orchestrator.errors import NotFound, OrchestratorError
+from orchestrator.config import Settings
+from orchestrator.core.errors import NotFound, OrchestratorError
+from orchestrator.core.templates import sandbox
 
 if TYPE_CHECKING:
-    from orchestrator.llm.base import LLMProvider
+    from agents.llm.base import LLMProvider
 
 __all__ = [
     "CONNECTOR_TYPE_ALIASES",
@@ -66,6 +67,7 @@ __all__ = [
     "expand_placeholders",
     "load_registry",
     "make_connector",
+    "registry_for",
     "validate_agent_config",
 ]
 
@@ -101,7 +103,7 @@ _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # Only used to parse prompt templates at validation time; rendering happens in the LLM connector.
-_TEMPLATE_ENV = SandboxedEnvironment()
+_TEMPLATE_ENV = sandbox(prompt=True)
 
 
 class AgentConfigError(OrchestratorError):
@@ -429,8 +431,8 @@ def _check_agent(raw: Any) -> tuple[list[dict[str, str]], list[str]]:
         and connector_type.strip()
         and canonical_connector_type(connector_type) is None
     ):
-        known = ", ".join(sorted(CONNECTOR_TYPE_ALIASES))
-        error("connector_type", f"unknown connector type {connector_type!r} (known: {known})")
+        known_types = ", ".join(sorted(CONNECTOR_TYPE_ALIASES))
+        error("connector_type", f"unknown connector type {connector_type!r} (known: {known_types})")
 
     for key in ("description", "connector"):
         if key in raw and raw[key] is not None and not isinstance(raw[key], str):
@@ -476,10 +478,11 @@ def _check_agent(raw: Any) -> tuple[list[dict[str, str]], list[str]]:
                 continue
             warnings.append(f"Capability {name!r} has no parameter schema - parameters will not be checked")
         elif isinstance(capability, dict):
-            name = capability.get("name")
-            if not isinstance(name, str) or not name.strip():
+            given = capability.get("name")
+            if not isinstance(given, str) or not given.strip():
                 error(f"{where}.name", "capability name is required")
                 continue
+            name = given
             _check_capability(capability, where, error)
             if "parameters" not in capability:
                 warnings.append(
@@ -582,3 +585,9 @@ def make_connector(
 
         return LLMConnector(config.name, config.config, provider_factory=llm_provider_factory)
     raise AgentConfigError(f"connector {config.name!r} has unknown type {config.type!r}")
+
+
+def registry_for(settings: Settings) -> Registry:
+    """The registry the server runs with: shipped agents, then ``settings.agents_dir``."""
+    dirs = [Path(settings.agents_dir)] if settings.agents_dir else []
+    return load_registry(dirs, data_dir=settings.data_dir)

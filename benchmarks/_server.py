@@ -1,6 +1,6 @@
 """Benchmark helpers: run the real server in this process, find its processes, read their memory.
 
-The server is started exactly as the integration tests start it (``orchestrator.cli.start_server``
+The server is started exactly as the integration tests start it (``orchestrator.server.cli.start_server``
 with ``ORCH_*`` variables): a local Ray instance of its own, a free loopback port, a temporary data
 directory and its own namespace, so it never joins or disturbs another Ray instance on the machine.
 
@@ -103,7 +103,7 @@ def running_server(*, placement: str, fast_proxy: bool, startup_timeout: float =
     os.environ.pop("RAY_ADDRESS", None)  # always a Ray instance of our own
     os.environ.update(env)
 
-    from orchestrator.cli import start_server, stop_server
+    from orchestrator.server.cli import start_server, stop_server
 
     base_url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()

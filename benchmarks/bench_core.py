@@ -50,16 +50,16 @@ def run(steps: int, count: int, synchronous: str) -> list[tuple[str, str, float]
     from ray import cloudpickle
     from starlette.responses import JSONResponse
 
-    from orchestrator.api.render import v1_execution
-    from orchestrator.api.v1 import ExecuteRequest
-    from orchestrator.decide import Start, decide
-    from orchestrator.events import to_record
-    from orchestrator.ids import new_execution_id
-    from orchestrator.projection import project
+    from orchestrator.core.decide import Start, decide
+    from orchestrator.core.events import to_record
+    from orchestrator.core.ids import new_execution_id
+    from orchestrator.core.state import ExecutionState
+    from orchestrator.core.validation import parse_workflow
     from orchestrator.runtime.execution import Execution
-    from orchestrator.state import ExecutionState
+    from orchestrator.server.api.render import v1_execution
+    from orchestrator.server.api.v1 import ExecuteRequest
     from orchestrator.store import open_store
-    from orchestrator.validation import parse_workflow
+    from orchestrator.store.projection import project
 
     body = chain_request(steps)
     raw = json.dumps(body).encode()

@@ -29,14 +29,14 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.decide import Start, StepSucceeded, decide  # noqa: E402
-from orchestrator.events import EventRecord, to_record  # noqa: E402
-from orchestrator.export import read_events, write_events  # noqa: E402
-from orchestrator.projection import project  # noqa: E402
-from orchestrator.replay import replay  # noqa: E402
-from orchestrator.state import ExecutionState  # noqa: E402
+from orchestrator.core.decide import Start, StepSucceeded, decide  # noqa: E402
+from orchestrator.core.events import EventRecord, to_record  # noqa: E402
+from orchestrator.core.state import ExecutionState  # noqa: E402
+from orchestrator.core.validation import parse_workflow  # noqa: E402
 from orchestrator.store import open_store  # noqa: E402
-from orchestrator.validation import parse_workflow  # noqa: E402
+from orchestrator.store.export import read_events, write_events  # noqa: E402
+from orchestrator.store.projection import project  # noqa: E402
+from orchestrator.store.replay import replay  # noqa: E402
 from tests.processes import kill_session, start_server_process  # noqa: E402
 
 WORKFLOW = parse_workflow(

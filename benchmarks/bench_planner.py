@@ -99,7 +99,7 @@ def _own_server(*, throughput: bool, ha_proxy: bool) -> Iterator[str]:
             "RAY_AUTH_MODE": "disabled",
         }
     )
-    from orchestrator.cli import start_server, stop_server
+    from orchestrator.server.cli import start_server, stop_server
 
     start_server(wait=False)
     base_url = f"http://127.0.0.1:{port}"

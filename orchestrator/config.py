@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchestrator.core.limits import Limits
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore")
@@ -40,6 +42,12 @@ class Settings(BaseSettings):
     sync_timeout: float = Field(default=300.0, description="max seconds a synchronous request waits")
     retention_days: float | None = None
     max_body_bytes: int = 1024 * 1024
+    max_steps: int = Field(default=2000, ge=1, description="steps per workflow, nested ones included")
+    max_nesting_depth: int = Field(default=32, ge=1, description="containers inside each other")
+    max_template_bytes: int = Field(default=64 * 1024, ge=1, description="bytes of one template string")
+    max_step_output_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1, description="larger step outputs fail the step (OUTPUT_TOO_LARGE)"
+    )
 
     @field_validator("data_dir", "agents_dir", "workflows_dir")
     @classmethod
@@ -52,6 +60,15 @@ class Settings(BaseSettings):
         if self.llm_provider:
             return self.llm_provider
         return "openai" if self.llm_base_url or self.llm_api_key else "offline"
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_steps=self.max_steps,
+            max_nesting_depth=self.max_nesting_depth,
+            max_template_bytes=self.max_template_bytes,
+            max_step_output_bytes=self.max_step_output_bytes,
+        )
 
     @property
     def store_url(self) -> str:

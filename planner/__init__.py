@@ -7,7 +7,7 @@ Two planners produce the same :class:`Plan`:
 
 Both are pure with respect to the server: no Ray, no HTTP server, no clock (``today`` is passed in). The
 Serve deployment that stores plans and runs them as workflows wraps them. Failures are
-:class:`orchestrator.errors.PlanningFailed` (``PLANNING_FAILED``, 500) with what went wrong in ``details``.
+:class:`orchestrator.core.errors.PlanningFailed` (``PLANNING_FAILED``, 500) with what went wrong in ``details``.
 """
 
 from typing import TYPE_CHECKING, Any

@@ -24,7 +24,7 @@ one step's output into another (``"{{ steps.search_flights.output }}"``, which `
 so an LLM plan keeps its templates, with plan ids in them rewritten to step names, and only the query text
 inside them is escaped.
 
-Errors are :class:`~orchestrator.errors.PlanningFailed` with ``details.reason``: a plan that cannot become a
+Errors are :class:`~orchestrator.core.errors.PlanningFailed` with ``details.reason``: a plan that cannot become a
 valid workflow is the planner's failure, not the caller's.
 """
 
@@ -35,9 +35,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from orchestrator.definitions import WorkflowDef
-from orchestrator.errors import InvalidWorkflow, PlanningFailed
-from orchestrator.validation import parse_workflow
+from orchestrator.core.definitions import WorkflowDef
+from orchestrator.core.errors import InvalidWorkflow, PlanningFailed
+from orchestrator.core.validation import parse_workflow
 from planner.models import Plan, PlanStep
 
 __all__ = ["CompiledPlan", "compile_plan", "escape_template", "run_mode", "workflow_name"]

@@ -14,7 +14,7 @@ This is the planner's edge: the pure planners in this package get everything fro
 - **Planner**: the LLM planner when the server's LLM provider is ``openai`` (the async ``openai`` client
   against ``llm_base_url``), else the offline planner.
 - **Clock**: ``today`` is read here, so the planners stay deterministic ("June 1-7" is the next June).
-- **Errors**: everything leaves as :class:`~orchestrator.errors.PlanningFailed` with ``details``; an
+- **Errors**: everything leaves as :class:`~orchestrator.core.errors.PlanningFailed` with ``details``; an
   unexpected exception is a planner bug reported as ``reason: planner_error`` rather than an opaque 500.
 """
 
@@ -31,9 +31,9 @@ from ray import serve
 from ray.exceptions import RayActorError, RayError
 
 from agents.actor import actor_name
+from agents.registry import registry_for
 from orchestrator.config import Settings
-from orchestrator.errors import OrchestratorError, PlanningFailed
-from orchestrator.runtime.runner import registry_for
+from orchestrator.core.errors import OrchestratorError, PlanningFailed
 from planner.catalog import filter_catalog
 from planner.models import CatalogAgent, Plan
 from planner.offline import plan_offline

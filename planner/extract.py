@@ -360,10 +360,10 @@ def _parse_date_match(
         if kind == "dm":
             return md(g[1], g[0], g[2]), None
         if kind == "us":
-            month, day = int(g[0]), int(g[1])
-            if not 1 <= month <= 12:
+            month_num, day_num = int(g[0]), int(g[1])
+            if not 1 <= month_num <= 12:
                 return None, None
-            return _month_day(month, day, _year(g[2]), today=today, year_hint=year_hint), None
+            return _month_day(month_num, day_num, _year(g[2]), today=today, year_hint=year_hint), None
         if kind == "relative":
             return _relative(g[0], today)
     except ValueError:  # June 31, 2025-02-30
@@ -1017,7 +1017,8 @@ class Extraction:
         if per_night is not None:
             candidates = [m for m in candidates if m.per_night == per_night]
         explicit = [m for m in candidates if m.bound == "max"]
-        return (explicit or candidates or [None])[0]
+        chosen = explicit or candidates
+        return chosen[0] if chosen else None
 
     def money_floor(self) -> Money | None:
         return next((m for m in self.money if m.bound == "min"), None)

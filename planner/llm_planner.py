@@ -6,7 +6,7 @@ the object are tolerated, because smaller local models add them even with struct
 :func:`planner.validate.validate_plan` against the same catalog it was shown. Each failure goes back to the
 model as a user message listing the ``{field, message}`` errors, at most ``max_repairs`` times; after that
 the request fails with ``PLANNING_FAILED`` and the last errors in ``details``. ``openai`` exceptions are
-translated here (STYLE 9): callers only ever see :class:`~orchestrator.errors.PlanningFailed`.
+translated here (STYLE 9): callers only ever see :class:`~orchestrator.core.errors.PlanningFailed`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from datetime import date
 from typing import Any, cast
 
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
-from orchestrator.errors import PlanningFailed
+from orchestrator.core.errors import PlanningFailed
 from planner.models import (
     EXECUTION_MODES,
     SYNTHESIS_STEP_NAME,
@@ -256,7 +257,7 @@ class LLMPlanner:
                 f"unknown execution_mode {execution_mode!r}",
                 details={"reason": "invalid_execution_mode", "allowed": sorted(EXECUTION_MODES)},
             )
-        messages: list[dict[str, str]] = [
+        messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": SYSTEM_PROMPT},
             {
                 "role": "user",
@@ -288,7 +289,7 @@ class LLMPlanner:
             details={"reason": "invalid_plan", "errors": errors, "attempts": attempts},
         )
 
-    async def _complete(self, messages: list[dict[str, str]], attempt: int) -> str | None:
+    async def _complete(self, messages: list[ChatCompletionMessageParam], attempt: int) -> str | None:
         options: dict[str, Any] = {}
         if self._temperature is not None:
             options["temperature"] = self._temperature
@@ -297,7 +298,7 @@ class LLMPlanner:
         try:
             response = await self._client.chat.completions.create(
                 model=self._model,
-                messages=messages,  # type: ignore[arg-type]
+                messages=messages,
                 response_format={
                     "type": "json_schema",
                     "json_schema": {"name": "plan", "schema": PLAN_JSON_SCHEMA, "strict": False},

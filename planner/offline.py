@@ -15,7 +15,7 @@ How it reads a query:
    ``amenities`` on a hotel capability). Limits that belong to one request (a price, a star rating, a
    landmark) are never borrowed by another.
 4. A step whose required parameters cannot be filled is left out with a warning that says what to add; when
-   none is left, :class:`~orchestrator.errors.PlanningFailed` lists what is missing.
+   none is left, :class:`~orchestrator.core.errors.PlanningFailed` lists what is missing.
 5. Requests for the generic analyst (analyse, summarise, recommend) next to data steps become instructions
    of the final synthesis step rather than a second LLM call; alone, they are the plan.
 
@@ -32,7 +32,7 @@ from functools import lru_cache
 from typing import Any, cast
 
 from agents.connectors.base import CapabilitySpec, ParameterSpec
-from orchestrator.errors import PlanningFailed
+from orchestrator.core.errors import PlanningFailed
 from planner.extract import (
     Extraction,
     context_year,

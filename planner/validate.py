@@ -214,8 +214,8 @@ def _check_call(
                 f"missing required parameter {name!r} of {agent_id}.{capability.name}",
             )
     for name, value in parameters.items():
-        spec = capability.parameters.get(name)
-        if spec is None:
+        declared = capability.parameters.get(name)
+        if declared is None:
             if capability.parameters and not (step_type == "llm" and name in _LLM_EXTRAS):
                 error(
                     f"{where}.parameters.{name}",
@@ -225,7 +225,7 @@ def _check_call(
             continue
         if value is None:
             continue
-        problem = check_parameter(value, spec)
+        problem = check_parameter(value, declared)
         if problem:
             error(f"{where}.parameters.{name}", problem)
 

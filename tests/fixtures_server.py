@@ -97,7 +97,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, openai_server: ScriptedOpen
     saved = {key: os.environ.get(key) for key in [*env, "RAY_ADDRESS"]}
     os.environ.pop("RAY_ADDRESS", None)
     os.environ.update(env)
-    from orchestrator.cli import start_server, stop_server
+    from orchestrator.server.cli import start_server, stop_server
 
     start_server(wait=False)
     base_url = f"http://127.0.0.1:{port}"

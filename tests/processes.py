@@ -46,7 +46,7 @@ def start_server_process(
     command = [
         sys.executable,
         "-m",
-        "orchestrator.cli",
+        "orchestrator.server.cli",
         "serve",
         "--port",
         str(port),

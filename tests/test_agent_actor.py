@@ -21,7 +21,7 @@ from ray.exceptions import RayTaskError
 from agents.actor import RemoteAgentActor
 from agents.registry import HealthCheckConfig, load_registry
 from orchestrator.config import Settings
-from orchestrator.errors import AgentUnavailable
+from orchestrator.core.errors import AgentUnavailable
 from tests.fixtures_server import ServerInfo, eventually
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]

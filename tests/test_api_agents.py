@@ -12,7 +12,7 @@ import pytest
 
 from agents.actor import resolve_agent
 from agents.registry import AgentConfig, ConnectorConfig, Registry
-from orchestrator.errors import AgentUnavailable, NotFound
+from orchestrator.core.errors import AgentUnavailable, NotFound
 from tests.fixtures_server import ServerInfo, eventually
 
 pytestmark = pytest.mark.ray

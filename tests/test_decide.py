@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.decide import (
+from orchestrator.core.decide import (
     EXECUTION_TIMER,
     CancelRequested,
     CancelStep,
@@ -29,9 +29,9 @@ from orchestrator.decide import (
     Trigger,
     decide,
 )
-from orchestrator.definitions import WorkflowDef
-from orchestrator.errors import InvalidWorkflow
-from orchestrator.events import (
+from orchestrator.core.definitions import WorkflowDef
+from orchestrator.core.errors import InvalidWorkflow
+from orchestrator.core.events import (
     EVENT_ADAPTER,
     Event,
     EventRecord,
@@ -42,8 +42,8 @@ from orchestrator.events import (
     from_record,
     to_record,
 )
-from orchestrator.state import ExecutionState, fold
-from orchestrator.validation import parse_workflow
+from orchestrator.core.state import ExecutionState, fold
+from orchestrator.core.validation import parse_workflow
 
 NOW = datetime(2025, 1, 2, 10, 0, tzinfo=UTC)
 EXEC = "wf_exec_01TEST"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from orchestrator import events as events_module
-from orchestrator.events import (
+from orchestrator.core import events as events_module
+from orchestrator.core.events import (
     EVENT_ADAPTER,
     EVENT_TYPES,
     SCHEMA_VERSION,

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrator.export import read_events
-from orchestrator.replay import replay
+from orchestrator.store.export import read_events
+from orchestrator.store.replay import replay
 from tests.fixtures_server import ServerInfo
 
 pytestmark = pytest.mark.ray
@@ -55,7 +55,7 @@ def test_cli_export_and_replay_agree_with_the_store(
 ) -> None:
     ids = {run_chain(api, "export-cli")["id"] for _ in range(3)}
     out = tmp_path / "events.parquet"
-    command = [sys.executable, "-m", "orchestrator.cli"]
+    command = [sys.executable, "-m", "orchestrator.server.cli"]
     data = ["--data-dir", str(server.data_dir)]
     done = subprocess.run(
         [*command, "export", str(out), "--workflow", "export-cli", *data],
@@ -83,10 +83,10 @@ def test_cli_export_and_replay_agree_with_the_store(
 def test_replay_skips_plan_streams() -> None:
     from datetime import UTC, datetime
 
-    from orchestrator.decide import Start, decide
-    from orchestrator.events import EventRecord, to_record
-    from orchestrator.state import ExecutionState
-    from orchestrator.validation import parse_workflow
+    from orchestrator.core.decide import Start, decide
+    from orchestrator.core.events import EventRecord, to_record
+    from orchestrator.core.state import ExecutionState
+    from orchestrator.core.validation import parse_workflow
 
     now = datetime.now(UTC)
     plan = EventRecord(

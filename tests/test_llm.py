@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-import orchestrator.llm
+import agents.llm
+from agents.llm import LLMRequest, OfflineProvider, OpenAIProvider, make_provider
+from agents.llm.openai_provider import CONTEXT_HEADING
 from orchestrator.config import Settings
-from orchestrator.errors import StepError
-from orchestrator.llm import LLMRequest, OfflineProvider, OpenAIProvider, make_provider
-from orchestrator.llm.openai_provider import CONTEXT_HEADING
+from orchestrator.core.errors import StepError
 from tests.openai_server import ScriptedOpenAI
 
 pytestmark = pytest.mark.timeout(30)
@@ -415,7 +415,7 @@ def test_make_provider_follows_settings() -> None:
 
 
 def test_public_names_are_pinned() -> None:
-    assert orchestrator.llm.__all__ == [
+    assert agents.llm.__all__ == [
         "LLMProvider",
         "LLMRequest",
         "LLMResult",

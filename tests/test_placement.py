@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import ray
 
+from agents.runner import AgentStepRunner
 from orchestrator.config import Settings
-from orchestrator.engine import Engine
+from orchestrator.core.validation import parse_workflow
 from orchestrator.runtime.host import DEDICATED_NAME
+from orchestrator.server.executions import ExecutionService
 from orchestrator.store import open_store
-from orchestrator.validation import parse_workflow
 from tests.fixtures_server import ServerInfo, eventually
 
 pytestmark = pytest.mark.ray
@@ -26,7 +27,7 @@ def _actor_exists(name: str, namespace: str) -> bool:
 async def test_dedicated_execution_runs_in_its_own_actor_and_frees_it(server: ServerInfo) -> None:
     settings = Settings(data_dir=server.data_dir, namespace=server.namespace, placement="dedicated")
     store = open_store(settings.store_url)
-    engine = Engine(settings, store)
+    engine = ExecutionService(settings, store, AgentStepRunner)
     workflow = parse_workflow(
         {
             "metadata": {"name": "dedicated"},

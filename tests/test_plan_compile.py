@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.errors import PlanningFailed
-from orchestrator.events import EventRecord
-from orchestrator.plans import (
+from orchestrator.core.errors import PlanningFailed
+from orchestrator.core.events import EventRecord
+from orchestrator.core.plans import (
     PlanCreated,
     PlanExecuted,
     PlanExecutionStarted,
@@ -20,7 +20,7 @@ from orchestrator.plans import (
     plan_view,
     to_record,
 )
-from orchestrator.templates import render_value
+from orchestrator.core.templates import render_value
 from planner import Plan, PlanStep, filter_catalog, plan_offline
 from planner.compile import compile_plan, escape_template, run_mode, workflow_name
 

@@ -13,7 +13,7 @@ import openai
 import pytest
 import yaml
 
-from orchestrator.errors import PlanningFailed
+from orchestrator.core.errors import PlanningFailed
 from planner import PLAN_JSON_SCHEMA, LLMPlanner, Plan, filter_catalog, plan_offline, validate_plan
 from tests.openai_server import ScriptedOpenAI
 

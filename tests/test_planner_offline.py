@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import planner
-from orchestrator.errors import PlanningFailed
+from orchestrator.core.errors import PlanningFailed
 from planner import PLAN_JSON_SCHEMA, CatalogAgent, Plan, filter_catalog, plan_offline, validate_plan
 from planner.extract import (
     context_year,

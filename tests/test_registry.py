@@ -13,6 +13,7 @@ import pytest
 from agents.connectors.http import HTTPConnector
 from agents.connectors.llm import LLMConnector
 from agents.connectors.sql import SQLConnector
+from agents.llm.base import LLMProvider, LLMRequest, LLMResult
 from agents.registry import (
     AgentConfig,
     AgentConfigError,
@@ -23,8 +24,7 @@ from agents.registry import (
     make_connector,
     validate_agent_config,
 )
-from orchestrator.errors import NotFound
-from orchestrator.llm.base import LLMProvider, LLMRequest, LLMResult
+from orchestrator.core.errors import NotFound
 
 SEED_VALIDATE_REQUEST: dict[str, Any] = {
     "id": "custom-agent",

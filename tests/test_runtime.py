@@ -21,15 +21,15 @@ import pytest
 
 from agents.connectors.base import CallContext, CapabilitySpec
 from agents.connectors.http import HTTPConnector
-from orchestrator.decide import RunStep, Start
-from orchestrator.errors import ConcurrencyConflict
-from orchestrator.events import from_record, to_record
+from orchestrator.core.decide import RunStep, Start
+from orchestrator.core.errors import ConcurrencyConflict
+from orchestrator.core.events import from_record, to_record
+from orchestrator.core.state import ExecutionState
+from orchestrator.core.validation import parse_workflow
 from orchestrator.runtime.appender import BatchAppender
 from orchestrator.runtime.execution import Execution
-from orchestrator.state import ExecutionState
 from orchestrator.store import open_store
 from orchestrator.store.base import EventStore
-from orchestrator.validation import parse_workflow
 
 
 class FlakyService:

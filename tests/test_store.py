@@ -15,11 +15,17 @@ from typing import Any
 import pytest
 
 import orchestrator.store
-from orchestrator import events as ev
-from orchestrator.errors import ConcurrencyConflict, Conflict, StoreError
-from orchestrator.events import EventRecord
-from orchestrator.export import ExportFormat, events_to_bytes, read_events, records_to_table, write_events
+from orchestrator.core import events as ev
+from orchestrator.core.errors import ConcurrencyConflict, Conflict, StoreError
+from orchestrator.core.events import EventRecord
 from orchestrator.store import EventStore, ExecutionRow, WorkflowRecord, open_store, version_key
+from orchestrator.store.export import (
+    ExportFormat,
+    events_to_bytes,
+    read_events,
+    records_to_table,
+    write_events,
+)
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

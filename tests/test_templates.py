@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.templates import (
+from orchestrator.core.templates import (
     TemplateError,
     check_syntax,
     condition_expression,

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.definitions import RetryPolicy, WorkflowDef
-from orchestrator.durations import format_seconds, parse_duration
-from orchestrator.errors import InvalidWorkflow
-from orchestrator.validation import parse_workflow
+from orchestrator.core.definitions import RetryPolicy, WorkflowDef
+from orchestrator.core.durations import format_seconds, parse_duration
+from orchestrator.core.errors import InvalidWorkflow
+from orchestrator.core.validation import parse_workflow
 
 # The travel-booking workflow of the v1 seed (../shared/seeds/002_5c3b436ca31c52d9.txt, the curl under
 # "POST /api/v1/workflows/execute"), copied verbatim so the test does not depend on a file outside the repo.
@@ -284,12 +284,10 @@ def test_invalid_workflow_error_is_a_400_envelope() -> None:
         parse_workflow(workflow())
     err = info.value
     assert (err.code, err.status) == ("INVALID_WORKFLOW", 400)
-    body = err.to_body()
-    assert body["error"]["code"] == "INVALID_WORKFLOW"
-    assert body["error"]["details"] == [
+    assert err.details == [
         {"field": "workflow.spec.steps", "message": "is required and must be a non-empty array of steps"}
     ]
-    assert body["error"]["message"] == "workflow is invalid: 1 problem"
+    assert err.message == "workflow is invalid: 1 problem"
 
 
 # -- every problem at once ------------------------------------------------------------------------

@@ -19,28 +19,22 @@ import pytest
 import yaml
 
 from agents.demo.projects_db import seed
-from orchestrator import workflows
+from agents.llm.base import LLMRequest
+from agents.llm.offline import OfflineProvider
 from orchestrator.config import Settings
-from orchestrator.decide import RunStep, Start, StepSucceeded, decide
-from orchestrator.errors import Conflict, InvalidRequest, InvalidWorkflow
-from orchestrator.llm.base import LLMRequest
-from orchestrator.llm.offline import OfflineProvider
-from orchestrator.state import ExecutionState
+from orchestrator.core.decide import RunStep, Start, StepSucceeded, decide
+from orchestrator.core.errors import Conflict, InvalidRequest, InvalidWorkflow
+from orchestrator.core.state import ExecutionState
+from orchestrator.core.workflow_documents import WorkflowDocument, parse_definition, validate_input
+from orchestrator.server import workflow_registry
+from orchestrator.server.workflow_registry import SHIPPED_DIR, load_workflow_files, register
 from orchestrator.store import EventStore, open_store
-from orchestrator.workflows import (
-    SHIPPED_DIR,
-    Definition,
-    load_workflow_files,
-    parse_definition,
-    register,
-    validate_input,
-)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 3, 11, 14, 0, tzinfo=UTC)
 
 
-def shipped(name: str) -> Definition:
+def shipped(name: str) -> WorkflowDocument:
     return parse_definition(yaml.safe_load((SHIPPED_DIR / name).read_text()))
 
 
@@ -122,7 +116,7 @@ def test_shipped_travel_booking_is_the_seed_with_input_defaults() -> None:
     }
 
 
-def _start(definition: Definition, value: dict[str, Any]) -> dict[str, RunStep]:
+def _start(definition: WorkflowDocument, value: dict[str, Any]) -> dict[str, RunStep]:
     decision = decide(ExecutionState("x"), Start(now=NOW, workflow=definition.workflow, input=value))
     return {c.step: c for c in decision.commands if isinstance(c, RunStep)}
 
@@ -409,7 +403,7 @@ def test_a_broken_shipped_file_is_a_bug(
     shipped_dir = tmp_path / "shipped"
     shipped_dir.mkdir()
     (shipped_dir / "bad.yaml").write_text(yaml.safe_dump(minimal(version="1.0")))
-    monkeypatch.setattr(workflows, "SHIPPED_DIR", shipped_dir)
+    monkeypatch.setattr(workflow_registry, "SHIPPED_DIR", shipped_dir)
     with pytest.raises(InvalidWorkflow, match=r"shipped workflow .*bad\.yaml is invalid"):
         load_workflow_files(Settings(data_dir=tmp_path), store)
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from orchestrator.errors import StepError
+from orchestrator.core.errors import StepError
 
 
 class ConnectorError(StepError):

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from jinja2 import TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 
 from agents.connectors.base import (
     CallContext,
@@ -30,8 +29,9 @@ from agents.connectors.base import (
     ConnectorCallError,
     ConnectorUnavailable,
 )
-from orchestrator.errors import OrchestratorError
-from orchestrator.llm.base import LLMProvider, LLMRequest
+from agents.llm.base import LLMProvider, LLMRequest
+from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.templates import sandbox
 
 __all__ = ["LLMConnector"]
 
@@ -39,8 +39,8 @@ _PASSTHROUGH = ("system", "model", "max_tokens", "temperature")
 
 
 def _default_provider() -> LLMProvider:
+    from agents.llm import make_provider
     from orchestrator.config import Settings
-    from orchestrator.llm import make_provider
 
     return make_provider(Settings())
 
@@ -60,7 +60,7 @@ class LLMConnector(Connector):
         self._provider = provider
         self._owns_provider = provider is None  # an injected provider is shared; its owner closes it
         self._factory = provider_factory or _default_provider
-        self._env = SandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, autoescape=False)
+        self._env = sandbox(prompt=True)
         self._templates: dict[str, Any] = {}
 
     @property

@@ -204,7 +204,7 @@ def _load_callable(path: str) -> Callable[..., Any]:
     if not sep:
         module_name, _, attr = path.rpartition(".")
     try:
-        target = getattr(importlib.import_module(module_name), attr)
+        target: object = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError, ValueError) as exc:
         raise _misconfigured(f"seed {path!r} cannot be imported: {exc}") from exc
     if not callable(target):

@@ -26,7 +26,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, cast
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -195,7 +195,8 @@ class CrmDatabase:
     def query_opportunities(
         self, *, stage: str | None, min_amount: float | None, account: str | None, limit: int
     ) -> list[dict[str, Any]]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[str | float] = []
         if stage:
             where.append("stage = ?")
             args.append(stage)
@@ -230,7 +231,7 @@ class CrmDatabase:
                             f"idempotency key {idempotency_key!r} was already used for a different "
                             f"{seen['tool']} request; use a new key for new work"
                         )
-                    return json.loads(seen["result"])
+                    return cast("dict[str, Any]", json.loads(seen["result"]))
             inserted = db.execute(
                 """
                 INSERT INTO contacts
@@ -382,10 +383,11 @@ def create_server(
 
         A request carrying `idempotency_key` in its `_meta` replays the first result for that key.
         """
+        address = email.strip()
         fields = {
             "first_name": first_name.strip(),
             "last_name": last_name.strip(),
-            "email": email.strip(),
+            "email": address,
             "company": company.strip(),
             "title": title.strip() if title else None,
             "source": source.strip() or "orchestrator",
@@ -393,11 +395,11 @@ def create_server(
         for key in ("first_name", "last_name", "company"):
             if not fields[key]:
                 raise ToolError(f"{key} must not be empty")
-        if not _EMAIL.match(fields["email"]):
+        if not _EMAIL.match(address):
             raise ToolError(f"email {email!r} is not a valid email address")
         meta = ctx.request_context.meta or {}
-        key = meta.get(IDEMPOTENCY_META_KEY)
-        return database.create_lead(fields, idempotency_key=str(key) if key else None)
+        idempotency_key = meta.get(IDEMPOTENCY_META_KEY)
+        return database.create_lead(fields, idempotency_key=str(idempotency_key) if idempotency_key else None)
 
     return server
 

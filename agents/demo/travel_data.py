@@ -518,7 +518,7 @@ def search_activities(city: str, date: str | None = None, category: str | None =
     city_name, known = _city(city)
     on = _parse_date("date", date) if date is not None else None
     cat = _choice("category", category, CATEGORIES) if category else None
-    activities = [
+    activities: list[dict[str, Any]] = [
         {
             "name": a.name,
             "category": a.category,

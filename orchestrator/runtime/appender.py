@@ -12,8 +12,8 @@ import asyncio
 import concurrent.futures
 from collections.abc import Sequence
 
-from orchestrator.errors import ConcurrencyConflict
-from orchestrator.events import EventRecord
+from orchestrator.core.errors import ConcurrencyConflict
+from orchestrator.core.events import EventRecord
 from orchestrator.store.base import AppendItem, EventStore, ExecutionRow
 
 

@@ -13,9 +13,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
 
-from orchestrator.decide import (
+from orchestrator.core.decide import (
     CancelRequested,
     CancelStep,
     Decision,
@@ -29,20 +28,15 @@ from orchestrator.decide import (
     Trigger,
     decide,
 )
-from orchestrator.errors import ConcurrencyConflict, OrchestratorError, StepError
-from orchestrator.events import from_record, to_record
-from orchestrator.projection import project
+from orchestrator.core.errors import ConcurrencyConflict, OrchestratorError, StepError
+from orchestrator.core.events import from_record, to_record
+from orchestrator.core.state import ExecutionState, fold
 from orchestrator.runtime.appender import BatchAppender
-from orchestrator.state import ExecutionState, fold
+from orchestrator.runtime.ports import StepRunner
 from orchestrator.store.base import EventStore
+from orchestrator.store.projection import project
 
 log = logging.getLogger(__name__)
-
-
-class StepRunner(Protocol):
-    """Does the I/O of one step attempt and returns its output (raises StepError on failure)."""
-
-    async def run(self, state: ExecutionState, command: RunStep) -> Any: ...
 
 
 def utcnow() -> datetime:
@@ -137,9 +131,9 @@ class Execution:
             case ScheduleTimer():
                 self._arm(command)
             case CancelStep():
-                task = self._tasks.pop(command.step, None)
-                if task is not None:
-                    task.cancel()
+                running = self._tasks.pop(command.step, None)
+                if running is not None:
+                    running.cancel()
 
     def _arm(self, command: ScheduleTimer) -> None:
         loop = asyncio.get_running_loop()

@@ -19,12 +19,12 @@ from typing import Any
 import ray
 
 from orchestrator.config import Settings, quiet_logging
-from orchestrator.decide import Start
-from orchestrator.errors import Conflict, NotFound
+from orchestrator.core.decide import Start
+from orchestrator.core.errors import Conflict, NotFound
+from orchestrator.core.state import ExecutionState
 from orchestrator.runtime.appender import BatchAppender
 from orchestrator.runtime.execution import Execution
-from orchestrator.runtime.runner import AgentStepRunner
-from orchestrator.state import ExecutionState
+from orchestrator.runtime.ports import RunnerFactory
 from orchestrator.store import open_store
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,13 @@ class ExecutionHost:
     """Hosts many execution actors (pooled) or exactly one (dedicated)."""
 
     def __init__(
-        self, settings: Settings, *, index: int = 0, count: int = 1, dedicated: str | None = None
+        self,
+        settings: Settings,
+        runner_factory: RunnerFactory,
+        *,
+        index: int = 0,
+        count: int = 1,
+        dedicated: str | None = None,
     ) -> None:
         quiet_logging()
         self.settings = settings
@@ -50,7 +56,7 @@ class ExecutionHost:
         self.count = count
         self.dedicated = dedicated
         self.store = open_store(settings.store_url)
-        self.runner = AgentStepRunner(settings)
+        self.runner = runner_factory(settings)
         self.appender = BatchAppender(self.store)
         self.executions: dict[str, Execution] = {}
         self.recovered = 0
@@ -193,12 +199,12 @@ def host_options(settings: Settings, name: str) -> dict[str, Any]:
     }
 
 
-def pooled_host(settings: Settings, index: int) -> Any:
+def pooled_host(settings: Settings, index: int, runner_factory: RunnerFactory) -> Any:
     return RemoteExecutionHost.options(**host_options(settings, HOST_NAME.format(index=index))).remote(
-        settings, index=index, count=settings.execution_hosts
+        settings, runner_factory, index=index, count=settings.execution_hosts
     )
 
 
-def dedicated_host(settings: Settings, execution_id: str) -> Any:
+def dedicated_host(settings: Settings, execution_id: str, runner_factory: RunnerFactory) -> Any:
     options = host_options(settings, DEDICATED_NAME.format(execution_id=execution_id))
-    return RemoteExecutionHost.options(**options).remote(settings, dedicated=execution_id)
+    return RemoteExecutionHost.options(**options).remote(settings, runner_factory, dedicated=execution_id)

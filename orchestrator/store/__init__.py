@@ -14,9 +14,10 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from orchestrator.errors import ConcurrencyConflict
-from orchestrator.events import EventRecord
-from orchestrator.store.base import TERMINAL_STATUSES, EventStore, ExecutionRow, Page, WorkflowRecord
+from orchestrator.core.errors import ConcurrencyConflict
+from orchestrator.core.events import EventRecord
+from orchestrator.core.state import TERMINAL_STATUSES
+from orchestrator.store.base import EventStore, ExecutionRow, Page, WorkflowRecord
 
 if TYPE_CHECKING:
     from orchestrator.store._postgres import PostgresEventStore as PostgresEventStore

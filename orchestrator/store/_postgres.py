@@ -27,11 +27,19 @@ from typing import Any
 import psycopg
 import psycopg.errors
 
-from orchestrator.errors import ConcurrencyConflict, Conflict, StoreError
-from orchestrator.events import EventRecord, payload_json
+from orchestrator.core.errors import ConcurrencyConflict, Conflict, StoreError
+from orchestrator.core.events import EventRecord, payload_json
+from orchestrator.core.state import TERMINAL_STATUSES
 from orchestrator.store import check_sequence, latest_versions, version_key
+from orchestrator.store._sql import (
+    SELECT_EVENT,
+    SELECT_EXECUTION,
+    execution_params,
+    list_executions_sql,
+    row_to_execution,
+    upsert_execution_sql,
+)
 from orchestrator.store.base import (
-    TERMINAL_STATUSES,
     AppendItem,
     EventStore,
     ExecutionRow,
@@ -96,31 +104,7 @@ _SCHEMA = (
     """,
 )
 
-_EXECUTION_COLUMNS = (
-    "id",
-    "workflow_name",
-    "workflow_id",
-    "workflow_version",
-    "tenant_id",
-    "status",
-    "dialect",
-    "placement",
-    "started_at",
-    "completed_at",
-    "duration_ms",
-    "error",
-    "last_seq",
-    "created_at",
-)
-_TIME_COLUMNS = frozenset({"started_at", "completed_at", "created_at"})
-_UPSERT_EXECUTION = (
-    f"INSERT INTO executions ({', '.join(_EXECUTION_COLUMNS)}) "
-    f"VALUES ({', '.join('%s' for _ in _EXECUTION_COLUMNS)}) "
-    "ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _EXECUTION_COLUMNS if c != "id")
-)
-_SELECT_EXECUTION = f"SELECT {', '.join(_EXECUTION_COLUMNS)} FROM executions"
-_SELECT_EVENT = "SELECT execution_id, seq, type, version, step, payload, recorded_at FROM events"
+_UPSERT_EXECUTION = upsert_execution_sql("%s")
 _TERMINAL = sorted(TERMINAL_STATUSES)
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -132,6 +116,11 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _from_db(value: datetime) -> datetime:
+    """A ``timestamptz`` as read back: aware, and converted to UTC."""
+    return value.astimezone(UTC)
+
+
 def _row_to_record(row: tuple[Any, ...]) -> EventRecord:
     execution_id, seq, type_, version, step, payload, recorded_at = row
     return EventRecord(
@@ -141,24 +130,8 @@ def _row_to_record(row: tuple[Any, ...]) -> EventRecord:
         version=version,
         step=step,
         payload=payload,
-        recorded_at=recorded_at.astimezone(UTC),
+        recorded_at=_from_db(recorded_at),
     )
-
-
-def _execution_params(row: ExecutionRow) -> tuple[Any, ...]:
-    values = []
-    for column in _EXECUTION_COLUMNS:
-        value = getattr(row, column)
-        values.append(_utc(value) if column in _TIME_COLUMNS and value is not None else value)
-    return tuple(values)
-
-
-def _row_to_execution(row: tuple[Any, ...]) -> ExecutionRow:
-    data = dict(zip(_EXECUTION_COLUMNS, row, strict=True))
-    for column in _TIME_COLUMNS:
-        if data[column] is not None:
-            data[column] = data[column].astimezone(UTC)
-    return ExecutionRow(**data)
 
 
 def _row_to_workflow(row: tuple[Any, ...]) -> WorkflowRecord:
@@ -167,7 +140,7 @@ def _row_to_workflow(row: tuple[Any, ...]) -> WorkflowRecord:
         workflow_id=workflow_id,
         version=version,
         definition=definition,
-        registered_at=registered_at.astimezone(UTC),
+        registered_at=_from_db(registered_at),
     )
 
 
@@ -263,7 +236,7 @@ class PostgresEventStore(EventStore):
             for r in records
         ]
         if rows:
-            (last_seq,) = conn.execute(  # type: ignore[misc]
+            (last_seq,) = conn.execute(
                 "SELECT COALESCE(MAX(seq), 0) FROM events WHERE execution_id = %s", (execution_id,)
             ).fetchone()
             check_sequence(execution_id, records, last_seq)
@@ -281,12 +254,12 @@ class PostgresEventStore(EventStore):
                     "another writer; reload the execution and decide again"
                 ) from exc
         if projection is not None:
-            conn.execute(_UPSERT_EXECUTION, _execution_params(projection))
+            conn.execute(_UPSERT_EXECUTION, execution_params(projection, _utc))
 
     def load(self, execution_id: str, *, after_seq: int = 0) -> list[EventRecord]:
         with self._tx() as conn:
             rows = conn.execute(
-                f"{_SELECT_EVENT} WHERE execution_id = %s AND seq > %s ORDER BY seq",
+                f"{SELECT_EVENT} WHERE execution_id = %s AND seq > %s ORDER BY seq",
                 (execution_id, after_seq),
             ).fetchall()
         return [_row_to_record(row) for row in rows]
@@ -312,7 +285,7 @@ class PostgresEventStore(EventStore):
         if until is not None:
             clauses.append("recorded_at < %s")
             params.append(_utc(until))
-        sql = f"{_SELECT_EVENT} WHERE {' AND '.join(clauses)} ORDER BY execution_id, seq LIMIT %s"
+        sql = f"{SELECT_EVENT} WHERE {' AND '.join(clauses)} ORDER BY execution_id, seq LIMIT %s"
         after: tuple[str, int] = ("", -1)
         while True:
             with self._tx() as conn:
@@ -326,8 +299,8 @@ class PostgresEventStore(EventStore):
     # -- projection -------------------------------------------------------------------------------------
     def get_execution(self, execution_id: str) -> ExecutionRow | None:
         with self._tx() as conn:
-            row = conn.execute(f"{_SELECT_EXECUTION} WHERE id = %s", (execution_id,)).fetchone()
-        return _row_to_execution(row) if row is not None else None
+            row = conn.execute(f"{SELECT_EXECUTION} WHERE id = %s", (execution_id,)).fetchone()
+        return row_to_execution(row, _from_db) if row is not None else None
 
     def list_executions(
         self,
@@ -339,27 +312,19 @@ class PostgresEventStore(EventStore):
         limit: int = 10,
         offset: int = 0,
     ) -> Page:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("tenant_id", tenant_id),
-            ("status", status),
-            ("workflow_name", workflow_name),
-            ("workflow_id", workflow_id),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = %s")
-                params.append(value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        count_sql, page_sql, params = list_executions_sql(
+            "%s",
+            tenant_id=tenant_id,
+            status=status,
+            workflow_name=workflow_name,
+            workflow_id=workflow_id,
+        )
         with self._tx() as conn:
             # REPEATABLE READ: the total and the page come from one snapshot.
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            (total,) = conn.execute(f"SELECT COUNT(*) FROM executions{where}", params).fetchone()  # type: ignore[misc]
-            rows = conn.execute(
-                f"{_SELECT_EXECUTION}{where} ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
-                [*params, limit, offset],
-            ).fetchall()
-        return Page(rows=[_row_to_execution(row) for row in rows], total=total)
+            (total,) = conn.execute(count_sql, params).fetchone()  # type: ignore[misc]
+            rows = conn.execute(page_sql, [*params, limit, offset]).fetchall()
+        return Page(rows=[row_to_execution(row, _from_db) for row in rows], total=total)
 
     def non_terminal_ids(self) -> list[str]:
         with self._tx() as conn:

@@ -30,11 +30,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import ConcurrencyConflict, Conflict, StoreError
-from orchestrator.events import EventRecord, payload_json
+from orchestrator.core.errors import ConcurrencyConflict, Conflict, StoreError
+from orchestrator.core.events import EventRecord, payload_json
+from orchestrator.core.state import TERMINAL_STATUSES
 from orchestrator.store import check_sequence, latest_versions, version_key
+from orchestrator.store._sql import (
+    SELECT_EVENT,
+    SELECT_EXECUTION,
+    execution_params,
+    list_executions_sql,
+    row_to_execution,
+    upsert_execution_sql,
+)
 from orchestrator.store.base import (
-    TERMINAL_STATUSES,
     AppendItem,
     EventStore,
     ExecutionRow,
@@ -88,31 +96,7 @@ CREATE TABLE IF NOT EXISTS workflows (
 );
 """
 
-_EXECUTION_COLUMNS = (
-    "id",
-    "workflow_name",
-    "workflow_id",
-    "workflow_version",
-    "tenant_id",
-    "status",
-    "dialect",
-    "placement",
-    "started_at",
-    "completed_at",
-    "duration_ms",
-    "error",
-    "last_seq",
-    "created_at",
-)
-_TIME_COLUMNS = frozenset({"started_at", "completed_at", "created_at"})
-_UPSERT_EXECUTION = (
-    f"INSERT INTO executions ({', '.join(_EXECUTION_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _EXECUTION_COLUMNS)}) "
-    "ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _EXECUTION_COLUMNS if c != "id")
-)
-_SELECT_EXECUTION = f"SELECT {', '.join(_EXECUTION_COLUMNS)} FROM executions"
-_SELECT_EVENT = "SELECT execution_id, seq, type, version, step, payload, recorded_at FROM events"
+_UPSERT_EXECUTION = upsert_execution_sql("?")
 _TERMINAL = tuple(sorted(TERMINAL_STATUSES))
 # SQLite's default limit on bound parameters is 32766 since 3.32; stay far below it.
 _IN_CHUNK = 500
@@ -141,22 +125,6 @@ def _row_to_record(row: tuple[Any, ...]) -> EventRecord:
         payload=json.loads(payload),
         recorded_at=_parse_ts(recorded_at),
     )
-
-
-def _execution_params(row: ExecutionRow) -> tuple[Any, ...]:
-    values = []
-    for column in _EXECUTION_COLUMNS:
-        value = getattr(row, column)
-        values.append(_ts(value) if column in _TIME_COLUMNS and value is not None else value)
-    return tuple(values)
-
-
-def _row_to_execution(row: tuple[Any, ...]) -> ExecutionRow:
-    data = dict(zip(_EXECUTION_COLUMNS, row, strict=True))
-    for column in _TIME_COLUMNS:
-        if data[column] is not None:
-            data[column] = _parse_ts(data[column])
-    return ExecutionRow(**data)
 
 
 class SQLiteEventStore(EventStore):
@@ -310,12 +278,12 @@ class SQLiteEventStore(EventStore):
                     "reload the execution and decide again"
                 ) from exc
         if projection is not None:
-            conn.execute(_UPSERT_EXECUTION, _execution_params(projection))
+            conn.execute(_UPSERT_EXECUTION, execution_params(projection, _ts))
 
     def load(self, execution_id: str, *, after_seq: int = 0) -> list[EventRecord]:
         with self._read() as conn:
             rows = conn.execute(
-                f"{_SELECT_EVENT} WHERE execution_id = ? AND seq > ? ORDER BY seq",
+                f"{SELECT_EVENT} WHERE execution_id = ? AND seq > ? ORDER BY seq",
                 (execution_id, after_seq),
             ).fetchall()
         return [_row_to_record(row) for row in rows]
@@ -359,7 +327,7 @@ class SQLiteEventStore(EventStore):
         after: tuple[str, int] = ("", -1)
         while True:
             sql = (
-                f"{_SELECT_EVENT} WHERE {id_filter}{time_filter} AND (execution_id, seq) > (?, ?) "
+                f"{SELECT_EVENT} WHERE {id_filter}{time_filter} AND (execution_id, seq) > (?, ?) "
                 "ORDER BY execution_id, seq LIMIT ?"
             )
             with self._read() as conn:
@@ -373,8 +341,8 @@ class SQLiteEventStore(EventStore):
     # -- projection -------------------------------------------------------------------------------------
     def get_execution(self, execution_id: str) -> ExecutionRow | None:
         with self._read() as conn:
-            row = conn.execute(f"{_SELECT_EXECUTION} WHERE id = ?", (execution_id,)).fetchone()
-        return _row_to_execution(row) if row is not None else None
+            row = conn.execute(f"{SELECT_EXECUTION} WHERE id = ?", (execution_id,)).fetchone()
+        return row_to_execution(row, _parse_ts) if row is not None else None
 
     def list_executions(
         self,
@@ -386,25 +354,17 @@ class SQLiteEventStore(EventStore):
         limit: int = 10,
         offset: int = 0,
     ) -> Page:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("tenant_id", tenant_id),
-            ("status", status),
-            ("workflow_name", workflow_name),
-            ("workflow_id", workflow_id),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        count_sql, page_sql, params = list_executions_sql(
+            "?",
+            tenant_id=tenant_id,
+            status=status,
+            workflow_name=workflow_name,
+            workflow_id=workflow_id,
+        )
         with self._read() as conn:
-            (total,) = conn.execute(f"SELECT COUNT(*) FROM executions{where}", params).fetchone()
-            rows = conn.execute(
-                f"{_SELECT_EXECUTION}{where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-                [*params, limit, offset],
-            ).fetchall()
-        return Page(rows=[_row_to_execution(row) for row in rows], total=total)
+            (total,) = conn.execute(count_sql, params).fetchone()
+            rows = conn.execute(page_sql, [*params, limit, offset]).fetchall()
+        return Page(rows=[row_to_execution(row, _parse_ts) for row in rows], total=total)
 
     def non_terminal_ids(self) -> list[str]:
         with self._read() as conn:

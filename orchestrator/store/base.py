@@ -3,7 +3,7 @@
 The log is the source of truth; ``executions`` is a projection written in the same transaction as the
 events it summarises, so a list query never disagrees with the logs it came from. Appends are ordered
 per execution by a unique ``(execution_id, seq)``: a second writer for the same sequence number gets
-:class:`~orchestrator.errors.ConcurrencyConflict`, never an interleaved log.
+:class:`~orchestrator.core.errors.ConcurrencyConflict`, never an interleaved log.
 
 The store is synchronous on purpose: SQLite commits take well under a millisecond and psycopg on
 loopback about one, cheaper than a thread hop per call on the request path.
@@ -18,9 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.events import EventRecord
-
-TERMINAL_STATUSES = frozenset({"completed", "failed", "timeout", "cancelled"})
+from orchestrator.core.events import EventRecord
 
 
 class ExecutionRow(BaseModel):

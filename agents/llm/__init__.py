@@ -1,0 +1,26 @@
+"""LLM providers behind one port: ``offline`` (the embedded default, not a language model) and ``openai``
+(any OpenAI-compatible endpoint).
+
+The choice is made once, from settings, so steps and the planner never know which one they talk to.
+"""
+
+from __future__ import annotations
+
+from agents.llm.base import LLMProvider, LLMRequest, LLMResult
+from agents.llm.offline import OfflineProvider
+from agents.llm.openai_provider import OpenAIProvider
+from orchestrator.config import Settings
+
+__all__ = ["LLMProvider", "LLMRequest", "LLMResult", "OfflineProvider", "OpenAIProvider", "make_provider"]
+
+
+def make_provider(settings: Settings) -> LLMProvider:
+    """Offline unless an endpoint or key is configured (or ``llm_provider`` says otherwise)."""
+    if settings.resolved_llm_provider == "offline":
+        return OfflineProvider()
+    return OpenAIProvider(
+        base_url=settings.llm_base_url,
+        api_key=settings.llm_api_key,
+        model=settings.llm_model,
+        timeout=settings.llm_timeout,
+    )

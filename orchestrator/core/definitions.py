@@ -1,0 +1,139 @@
+"""Validated workflow definitions: the engine's one internal shape for both REST dialects.
+
+Nested steps (of ``condition`` and ``parallel``) are flattened into one list in definition order; each
+knows its ``parent`` and, under a condition, its ``branch``. Every step name is unique in the workflow.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# The step types users write, and the kind of work each one is for the runtime.
+STEP_KINDS: dict[str, str] = {
+    "mcp_query": "connector",
+    "mcp_execute": "connector",
+    "resource_query": "connector",  # EAI dialect
+    "llm": "llm",
+    "ai_chat": "llm",  # EAI dialect
+    "condition": "condition",
+    "parallel": "parallel",
+    "transform": "transform",
+    "wait": "wait",
+}
+CONTAINER_KINDS = frozenset({"condition", "parallel"})
+
+
+class RetryPolicy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_attempts: int = Field(default=1, ge=1, le=100)
+    initial_interval: float = Field(default=1.0, ge=0, le=86400)
+    backoff_coefficient: float = Field(default=2.0, ge=1.0, le=100)
+    max_interval: float = Field(default=60.0, ge=0, le=86400)
+    non_retryable: list[str] = Field(default_factory=list)  # error codes that never retry
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed ``attempt`` (1-based) before the next one."""
+        try:
+            return min(self.initial_interval * self.backoff_coefficient ** (attempt - 1), self.max_interval)
+        except OverflowError:
+            return self.max_interval
+
+
+class StepDef(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    type: str
+    title: str | None = None  # display name (EAI ``name``; the EAI ``id`` is our ``name``)
+    description: str | None = None
+    depends_on: list[str] = Field(default_factory=list)
+    timeout: float | None = None
+    retry: RetryPolicy | None = None
+    parent: str | None = None
+    branch: Literal["if_true", "if_false"] | None = None
+    # connector steps
+    connector: str | None = None
+    statement: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    # llm steps
+    agent: str | None = None  # an agent with an llm connector; default: the first one configured
+    prompt: str | None = None
+    system: str | None = None
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    output_schema: dict[str, Any] | None = None
+    messages: list[dict[str, Any]] | None = None
+    # condition
+    condition: str | None = None
+    if_true: list[str] = Field(default_factory=list)
+    if_false: list[str] = Field(default_factory=list)
+    # parallel
+    steps: list[str] = Field(default_factory=list)
+    # transform
+    value: Any = None
+    # wait
+    duration: float | None = None
+
+    @property
+    def kind(self) -> str:
+        return STEP_KINDS[self.type]
+
+    @property
+    def children(self) -> list[str]:
+        return [*self.steps, *self.if_true, *self.if_false]
+
+    @property
+    def mode(self) -> Literal["query", "execute"]:
+        return "execute" if self.type == "mcp_execute" else "query"
+
+
+class WorkflowDef(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    id: str | None = None  # registered workflows (EAI)
+    version: str | None = None
+    description: str | None = None
+    steps: list[StepDef]
+    timeout: float | None = None
+    retry: RetryPolicy | None = None
+    output: dict[str, Any] | None = None
+    input_schema: dict[str, Any] | None = None
+
+    @cached_property
+    def by_name(self) -> dict[str, StepDef]:
+        return {step.name: step for step in self.steps}
+
+    @cached_property
+    def top_level(self) -> list[StepDef]:
+        return [step for step in self.steps if step.parent is None]
+
+    @cached_property
+    def sinks(self) -> list[str]:
+        """Top-level steps nothing else at the top level depends on: the default output."""
+        needed = {dep for step in self.top_level for dep in step.depends_on}
+        return [step.name for step in self.top_level if step.name not in needed]
+
+    @cached_property
+    def dependencies(self) -> dict[str, list[str]]:
+        """Effective dependencies: a nested step also waits for what its containers wait for."""
+        result: dict[str, list[str]] = {}
+        for step in self.steps:  # parents precede children in definition order
+            inherited = result.get(step.parent, []) if step.parent else []
+            result[step.name] = list(dict.fromkeys([*inherited, *step.depends_on]))
+        return result
+
+    def descendants(self, name: str) -> list[str]:
+        out: list[str] = []
+        for child in self.by_name[name].children:
+            out.append(child)
+            out.extend(self.descendants(child))
+        return out
+
+    def retry_for(self, step: StepDef) -> RetryPolicy:
+        return step.retry or self.retry or RetryPolicy()

@@ -1,0 +1,212 @@
+"""Execution events: the append-only log every execution is folded from.
+
+Each event is a frozen, typed model discriminated by ``type``. Its public JSON is
+``{seq, type, timestamp, step, data}``; in storage it is one :class:`EventRecord` row. Exactly one
+mapper (:func:`to_record` / :func:`from_record`) converts between the two, and upgrades old payload
+versions on the way in, so old logs replay forever.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from orchestrator.core.timestamps import format_timestamp
+
+SCHEMA_VERSION = 1
+
+
+class EventRecord(BaseModel):
+    """The storage envelope, independent of domain types."""
+
+    model_config = ConfigDict(frozen=True)
+
+    execution_id: str
+    seq: int
+    type: str
+    version: int = SCHEMA_VERSION
+    step: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    recorded_at: datetime
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seq: int
+    timestamp: datetime
+
+    def data(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"seq", "type", "timestamp", "step"})
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "type": self.type,  # type: ignore[attr-defined]
+            "timestamp": format_timestamp(self.timestamp, timespec="auto"),
+            "step": getattr(self, "step", None),
+            "data": self.data(),
+        }
+
+
+class _StepEvent(_Event):
+    step: str
+
+
+class ExecutionStarted(_Event):
+    type: Literal["execution.started"] = "execution.started"
+    workflow: dict[str, Any]  # the validated definition, so a log is self-contained
+    input: dict[str, Any] = Field(default_factory=dict)
+    user: dict[str, Any] = Field(default_factory=dict)
+    tenant_id: str = "default"
+    workflow_id: str | None = None
+    workflow_version: str | None = None
+    dialect: str = "v1"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    placement: str = "pooled"
+    idempotency_key: str | None = None
+
+
+class StepStarted(_StepEvent):
+    type: Literal["step.started"] = "step.started"
+    attempt: int = 1
+    idempotency_key: str | None = None
+    request: dict[str, Any] | None = None  # the rendered call (parameters, prompt...) for audit and replay
+
+
+class StepCompleted(_StepEvent):
+    type: Literal["step.completed"] = "step.completed"
+    attempt: int = 1
+    output: Any = None
+
+
+class StepFailed(_StepEvent):
+    type: Literal["step.failed"] = "step.failed"
+    attempt: int = 1
+    error: str
+    code: str = "STEP_FAILED"
+
+
+class StepRetrying(_StepEvent):
+    type: Literal["step.retrying"] = "step.retrying"
+    attempt: int  # the attempt that failed
+    error: str
+    code: str = "STEP_FAILED"
+    next_attempt_at: datetime
+
+
+class StepSkipped(_StepEvent):
+    type: Literal["step.skipped"] = "step.skipped"
+    reason: str = ""
+
+
+class TimerScheduled(_Event):
+    type: Literal["timer.scheduled"] = "timer.scheduled"
+    step: str | None = None
+    timer_id: str
+    kind: Literal["wait", "step_timeout", "execution_timeout", "retry"]
+    fire_at: datetime
+
+
+class TimerFired(_Event):
+    type: Literal["timer.fired"] = "timer.fired"
+    step: str | None = None
+    timer_id: str
+
+
+class ExecutionCancelRequested(_Event):
+    type: Literal["execution.cancel_requested"] = "execution.cancel_requested"
+    reason: str = ""
+
+
+class ExecutionCancelled(_Event):
+    type: Literal["execution.cancelled"] = "execution.cancelled"
+    reason: str = ""
+
+
+class ExecutionTimedOut(_Event):
+    type: Literal["execution.timed_out"] = "execution.timed_out"
+    error: str
+
+
+class ExecutionCompleted(_Event):
+    type: Literal["execution.completed"] = "execution.completed"
+    output: Any = None
+
+
+class ExecutionFailed(_Event):
+    type: Literal["execution.failed"] = "execution.failed"
+    error: str
+    step: str | None = None
+
+
+Event = Annotated[
+    ExecutionStarted
+    | StepStarted
+    | StepCompleted
+    | StepFailed
+    | StepRetrying
+    | StepSkipped
+    | TimerScheduled
+    | TimerFired
+    | ExecutionCancelRequested
+    | ExecutionCancelled
+    | ExecutionTimedOut
+    | ExecutionCompleted
+    | ExecutionFailed,
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+EVENT_TYPES: tuple[str, ...] = (
+    "execution.started",
+    "step.started",
+    "step.completed",
+    "step.failed",
+    "step.retrying",
+    "step.skipped",
+    "timer.scheduled",
+    "timer.fired",
+    "execution.cancel_requested",
+    "execution.cancelled",
+    "execution.timed_out",
+    "execution.completed",
+    "execution.failed",
+)
+TERMINAL_EVENT_TYPES = frozenset(
+    {"execution.completed", "execution.failed", "execution.cancelled", "execution.timed_out"}
+)
+
+
+def to_record(execution_id: str, event: Event) -> EventRecord:
+    return EventRecord(
+        execution_id=execution_id,
+        seq=event.seq,
+        type=event.type,
+        version=SCHEMA_VERSION,
+        step=getattr(event, "step", None),
+        payload=event.data(),
+        recorded_at=event.timestamp,
+    )
+
+
+def from_record(record: EventRecord) -> Event:
+    payload = _upgrade(record.type, record.version, dict(record.payload))
+    if record.step is not None:
+        payload["step"] = record.step
+    return EVENT_ADAPTER.validate_python(
+        {**payload, "seq": record.seq, "type": record.type, "timestamp": record.recorded_at}
+    )
+
+
+def _upgrade(event_type: str, version: int, payload: dict[str, Any]) -> dict[str, Any]:
+    """Bring an old payload shape up to SCHEMA_VERSION. Version 1 is the first; nothing to do yet."""
+    del event_type, version
+    return payload
+
+
+def payload_json(record: EventRecord) -> str:
+    return json.dumps(record.payload, separators=(",", ":"), default=str)

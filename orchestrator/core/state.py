@@ -1,0 +1,203 @@
+"""Execution state as a fold over events.
+
+``evolve`` applies one event and returns the state; folding a log from the start rebuilds any
+execution. It never reads a clock or does I/O: timestamps come from the events themselves.
+For speed it updates the state it is given; :func:`orchestrator.core.decide.decide` works on a
+:meth:`ExecutionState.clone` so its input is never touched.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from orchestrator.core.definitions import WorkflowDef
+from orchestrator.core.events import (
+    Event,
+    ExecutionCancelled,
+    ExecutionCancelRequested,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionStarted,
+    ExecutionTimedOut,
+    StepCompleted,
+    StepFailed,
+    StepRetrying,
+    StepSkipped,
+    StepStarted,
+    TimerFired,
+    TimerScheduled,
+)
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "timeout", "cancelled"})
+STEP_DONE = frozenset({"completed", "failed", "skipped", "cancelled"})
+STEP_OK = frozenset({"completed", "skipped"})
+
+
+@dataclass
+class StepState:
+    name: str
+    status: str = "pending"  # pending, running, completed, failed, skipped, cancelled
+    attempt: int = 0
+    started_at: datetime | None = None  # first attempt
+    completed_at: datetime | None = None
+    output: Any = None
+    error: str | None = None
+    error_code: str | None = None
+    request: dict[str, Any] | None = None
+    retry_at: datetime | None = None  # set while waiting between attempts
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # failed attempts, for audit
+
+
+@dataclass
+class Timer:
+    timer_id: str
+    kind: str
+    fire_at: datetime
+    step: str | None = None
+
+
+@dataclass
+class ExecutionState:
+    execution_id: str
+    status: str = "pending"
+    workflow: WorkflowDef | None = None
+    input: dict[str, Any] = field(default_factory=dict)
+    user: dict[str, Any] = field(default_factory=dict)
+    tenant_id: str = "default"
+    workflow_id: str | None = None
+    workflow_version: str | None = None
+    dialect: str = "v1"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    placement: str = "pooled"
+    steps: dict[str, StepState] = field(default_factory=dict)
+    timers: dict[str, Timer] = field(default_factory=dict)
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    output: Any = None
+    error: str | None = None
+    cancel_requested: bool = False
+    last_seq: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at and self.completed_at:
+            return int((self.completed_at - self.started_at).total_seconds() * 1000)
+        return None
+
+    def clone(self) -> ExecutionState:
+        """A copy that decide can evolve without touching this one (outputs are shared, never mutated)."""
+        twin = copy.copy(self)
+        twin.steps = {name: _copy_step(step) for name, step in self.steps.items()}
+        twin.timers = dict(self.timers)
+        return twin
+
+
+def _copy_step(step: StepState) -> StepState:
+    twin = copy.copy(step)
+    twin.attempts = list(step.attempts)
+    return twin
+
+
+def evolve(state: ExecutionState, event: Event) -> ExecutionState:
+    if event.seq != state.last_seq + 1:
+        raise ValueError(f"event seq {event.seq} does not follow {state.last_seq} in {state.execution_id!r}")
+    state.last_seq = event.seq
+    match event:
+        case ExecutionStarted():
+            workflow = WorkflowDef.model_validate(event.workflow)
+            state.workflow = workflow
+            state.status = "running"
+            state.input = event.input
+            state.user = event.user
+            state.tenant_id = event.tenant_id
+            state.workflow_id = event.workflow_id
+            state.workflow_version = event.workflow_version
+            state.dialect = event.dialect
+            state.metadata = event.metadata
+            state.placement = event.placement
+            state.started_at = event.timestamp
+            state.steps = {step.name: StepState(step.name) for step in workflow.steps}
+        case StepStarted():
+            step = state.steps[event.step]
+            step.status = "running"
+            step.attempt = event.attempt
+            step.retry_at = None
+            step.request = event.request
+            if step.started_at is None:
+                step.started_at = event.timestamp
+        case StepCompleted():
+            step = state.steps[event.step]
+            step.status = "completed"
+            step.output = event.output
+            step.completed_at = event.timestamp
+            step.error = None
+            _drop_step_timers(state, event.step)
+        case StepFailed():
+            step = state.steps[event.step]
+            step.status = "failed"
+            step.error = event.error
+            step.error_code = event.code
+            step.completed_at = event.timestamp
+            _drop_step_timers(state, event.step)
+        case StepRetrying():
+            step = state.steps[event.step]
+            step.status = "running"  # still the step's turn: it is between attempts
+            step.retry_at = event.next_attempt_at
+            step.error = event.error
+            step.error_code = event.code
+            step.attempts.append({"attempt": event.attempt, "error": event.error, "code": event.code})
+            _drop_step_timers(state, event.step)
+        case StepSkipped():
+            step = state.steps[event.step]
+            step.status = "skipped"
+            step.completed_at = event.timestamp
+        case TimerScheduled():
+            state.timers[event.timer_id] = Timer(event.timer_id, event.kind, event.fire_at, event.step)
+        case TimerFired():
+            state.timers.pop(event.timer_id, None)
+        case ExecutionCancelRequested():
+            state.cancel_requested = True
+        case ExecutionCancelled():
+            _finish(state, "cancelled", event.timestamp, error=event.reason or "Execution was cancelled")
+        case ExecutionTimedOut():
+            _finish(state, "timeout", event.timestamp, error=event.error)
+        case ExecutionFailed():
+            _finish(state, "failed", event.timestamp, error=event.error)
+        case ExecutionCompleted():
+            _finish(state, "completed", event.timestamp)
+            state.output = event.output
+    return state
+
+
+def fold(execution_id: str, events: Iterable[Event]) -> ExecutionState:
+    state = ExecutionState(execution_id)
+    for event in events:
+        evolve(state, event)
+    return state
+
+
+def _finish(state: ExecutionState, status: str, at: datetime, *, error: str | None = None) -> None:
+    state.status = status
+    state.completed_at = at
+    state.error = error
+    state.timers.clear()
+    for step in state.steps.values():
+        if step.status in ("pending", "running"):
+            step.status = "cancelled"
+            step.retry_at = None
+            if step.started_at is not None:
+                step.completed_at = at
+
+
+def _drop_step_timers(state: ExecutionState, step: str) -> None:
+    stale = [tid for tid, timer in state.timers.items() if timer.step == step and timer.kind != "wait"]
+    for timer_id in stale:
+        del state.timers[timer_id]

@@ -1,0 +1,324 @@
+"""The EAI Orchestrate dialect (``/api/eai/v3/orchestrate``): camelCase, ``state``, workflows registered
+by id. Same engine and store as v1; an execution started through either dialect is readable through both.
+
+Routes
+    GET  /workflows                              latest version of every registered workflow
+    PUT  /workflows/{workflowId}                 register a version: 201 new, 200 identical already there,
+                                                 400 INVALID_WORKFLOW, 409 VERSION_EXISTS (versions are
+                                                 immutable: a changed definition needs a new version)
+    GET  /workflows/{workflowId}[?version=]      the latest version, or the given one; 404 WORKFLOW_NOT_FOUND
+    POST /workflows/{workflowId}/execute         {input, async?, metadata?, version?, timeout?}:
+                                                 sync -> 200 with the finished execution (504
+                                                 EXECUTION_TIMEOUT if it timed out, ``details.execution_id``
+                                                 naming it); async -> 202 with the execution as it stands.
+                                                 404 WORKFLOW_NOT_FOUND; 400 INVALID_INPUT when the input
+                                                 does not match the definition's ``input_schema``
+    GET  /executions                             filters workflowId, state; newest first; paginated
+    GET  /executions/{executionId}               one execution; 404 EXECUTION_NOT_FOUND
+    POST /executions/{executionId}/cancel        204 No Content; 404 EXECUTION_NOT_FOUND; 409
+                                                 EXECUTION_ALREADY_FINISHED
+
+Pagination of ``GET /executions``: ``limit`` defaults to 20 and must be 1 to 100, ``offset`` must be 0 or
+more; anything else is 400 INVALID_REQUEST rather than silently clamped, so a client never believes it got
+"all" of something it did not. An offset past the end is not an error: ``data`` is empty and ``total``
+still counts every match.
+
+The ``workflowId`` of an execution is the registered workflow's id; for a v1 execution, which has none,
+it is the v1 workflow name. The ``workflowId`` filter matches the same thing.
+
+Executions are filed under the tenant of the ``X-Tenant-ID`` header (default ``default``), and
+``metadata.requestedBy``, when given, becomes the user id templates see as ``user.id``; the
+``Idempotency-Key`` header answers a resubmission with the original execution, as in v1.
+
+A synchronous execute waits at most ``ORCH_SYNC_TIMEOUT`` seconds; an execution still running then is
+answered with 202, as if ``async`` had been asked for (the execution itself goes on).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, cast
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from orchestrator.core.durations import parse_duration
+from orchestrator.core.errors import ExecutionTimeout, InvalidRequest, NotFound
+from orchestrator.core.workflow_documents import parse_definition, validate_input
+from orchestrator.server.api.deps import engine_of, service_of
+from orchestrator.server.api.render_eai import eai_execution, eai_list_item, workflow_detail, workflow_summary
+from orchestrator.server.workflow_registry import register
+from orchestrator.store.base import EventStore, WorkflowRecord
+
+router = APIRouter(prefix="/api/eai/v3/orchestrate", tags=["orchestrate"])
+
+State = Literal["pending", "running", "completed", "failed", "timeout", "cancelled"]
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+# ------------------------------------------------------------------------------------------ models
+
+
+class ExecuteWorkflowRequest(_Camel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    input: dict[str, Any] = Field(default_factory=dict, description="checked against the input_schema")
+    run_async: bool = Field(
+        default=False, alias="async", description="true: answer 202 at once; false: wait for the end"
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="kept with the execution, e.g. {requestedBy}"
+    )
+    version: str | None = Field(default=None, description="a registered version; default: the latest")
+    timeout: float | str | None = Field(
+        default=None, description="seconds or '30s'; the shorter of it and the definition's timeout wins"
+    )
+
+
+class WorkflowExecutionStep(_Camel):
+    step_id: str
+    name: str
+    type: str
+    state: str = Field(description="pending, running, completed, failed, skipped or cancelled")
+    parent: str | None = Field(default=None, description="the condition or parallel step it is nested in")
+    attempts: int = 0
+    duration: int | None = Field(default=None, description="milliseconds")
+    started_at: str | None = None
+    completed_at: str | None = None
+    output: Any = None
+    error: str | None = None
+
+
+class WorkflowExecution(_Camel):
+    id: str
+    workflow_id: str
+    workflow_version: str | None = None
+    state: State
+    input: dict[str, Any]
+    output: Any = None
+    error: str | None = None
+    steps: list[WorkflowExecutionStep]
+    started_at: str | None = None
+    completed_at: str | None = None
+    duration: int | None = Field(default=None, description="milliseconds, once finished")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkflowExecutionSummary(_Camel):
+    id: str
+    workflow_id: str
+    workflow_version: str | None = None
+    state: State
+    started_at: str | None = None
+    completed_at: str | None = None
+    duration: int | None = None
+    error: str | None = None
+
+
+class WorkflowExecutionList(_Camel):
+    data: list[WorkflowExecutionSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class WorkflowStep(_Camel):
+    id: str
+    name: str
+    type: str
+    depends_on: list[str] = Field(default_factory=list)
+    parent: str | None = None
+
+
+class WorkflowSummary(_Camel):
+    id: str
+    name: str
+    description: str | None = None
+    version: str
+    steps: list[WorkflowStep]
+
+
+class WorkflowList(_Camel):
+    data: list[WorkflowSummary]
+
+
+class WorkflowDetail(WorkflowSummary):
+    input_schema: dict[str, Any] | None = None
+    registered_at: str | None = None
+    definition: dict[str, Any] = Field(description="the definition as registered; PUT accepts it back")
+
+
+def _doc(schema: dict[str, Any], description: str) -> Any:
+    """A documented field the registry validates, not pydantic: every problem of a definition is then
+    one INVALID_WORKFLOW answer with paths into the document, whatever its kind."""
+    return Field(default=None, description=description, json_schema_extra=schema)
+
+
+class WorkflowDefinition(BaseModel):
+    """An EAI workflow definition (see :mod:`orchestrator.core.workflow_documents` for the format)."""
+
+    model_config = ConfigDict(extra="allow")  # unknown fields reach the validator, which names them
+
+    id: Any = _doc({"type": "string"}, "defaults to the workflowId of the URL, must match it if given")
+    name: Any = _doc({"type": "string"}, "display name")
+    description: Any = _doc({"type": "string"}, "what the workflow is for")
+    version: Any = _doc({"type": "string", "examples": ["1.0.0"]}, "semantic version, required")
+    input_schema: Any = _doc({"type": "object"}, "JSON Schema the execution input must satisfy")
+    timeout: Any = _doc({"type": ["number", "string"]}, "seconds or '5m'")
+    retry: Any = _doc({"type": "object"}, "default retry policy of the steps")
+    output: Any = _doc({"type": "object"}, "output templates, e.g. {analysis: '{{ steps.x.output }}'}")
+    steps: Any = _doc(
+        {"type": "array", "items": {"type": "object"}},
+        "steps with id, name, type and the type's fields (resource_query, ai_chat and the engine's types)",
+    )
+
+
+# ------------------------------------------------------------------------------------------ routes
+
+
+def _store(request: Request) -> EventStore:
+    return cast(EventStore, service_of(request, "store"))
+
+
+def _workflow(store: EventStore, workflow_id: str, version: str | None) -> WorkflowRecord:
+    record = store.get_workflow(workflow_id, version)
+    if record is None:
+        message = f"workflow {workflow_id!r} is not registered"
+        if version is not None and store.get_workflow(workflow_id) is not None:
+            message = f"workflow {workflow_id!r} has no version {version!r}"
+        raise NotFound(message, code="WORKFLOW_NOT_FOUND")
+    return record
+
+
+@router.get("/workflows", response_model=WorkflowList, summary="Registered workflows, latest versions")
+async def list_workflows(request: Request) -> dict[str, Any]:
+    return {"data": [workflow_summary(record) for record in _store(request).list_workflows()]}
+
+
+@router.get(
+    "/workflows/{workflowId}",
+    response_model=WorkflowDetail,
+    responses={404: {}},
+    summary="A registered workflow: the latest version, or ?version=",
+)
+async def get_workflow(
+    request: Request,
+    workflow_id: str = Path(alias="workflowId"),
+    version: str | None = Query(default=None, description="a registered version; default: the latest"),
+) -> dict[str, Any]:
+    return workflow_detail(_workflow(_store(request), workflow_id, version))
+
+
+@router.put(
+    "/workflows/{workflowId}",
+    status_code=201,
+    response_model=WorkflowDetail,
+    responses={200: {"model": WorkflowDetail}, 400: {}, 409: {}},
+    summary="Register a workflow version (201; 200 if the identical version is registered already)",
+)
+async def register_workflow(
+    body: WorkflowDefinition, request: Request, workflow_id: str = Path(alias="workflowId")
+) -> JSONResponse:
+    store = _store(request)
+    definition = parse_definition(body.model_dump(exclude_unset=True), workflow_id=workflow_id)
+    created = register(store, definition)
+    record = _workflow(store, definition.id, definition.version)
+    view = WorkflowDetail.model_validate(workflow_detail(record)).model_dump(mode="json", by_alias=True)
+    return JSONResponse(view, status_code=201 if created else 200)
+
+
+@router.post(
+    "/workflows/{workflowId}/execute",
+    response_model=WorkflowExecution,
+    responses={202: {"model": WorkflowExecution}, 400: {}, 404: {}, 504: {}},
+    summary="Execute a registered workflow (sync 200, or async 202)",
+)
+async def execute_workflow(
+    request: Request,
+    body: ExecuteWorkflowRequest | None = None,
+    workflow_id: str = Path(alias="workflowId"),
+    x_tenant_id: str | None = Header(default=None),
+    idempotency_key: str | None = Header(default=None),
+) -> JSONResponse:
+    body = body or ExecuteWorkflowRequest()
+    record = _workflow(_store(request), workflow_id, body.version)
+    definition = parse_definition(record.definition)
+    validate_input(definition.workflow, body.input)
+    try:
+        timeout = parse_duration(body.timeout) if body.timeout is not None else None
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), details=[{"field": "timeout", "message": str(exc)}]) from None
+    requested_by = body.metadata.get("requestedBy")
+    state = await engine_of(request).start(
+        definition.workflow,
+        input=body.input,
+        user={"id": str(requested_by)} if requested_by else {},
+        tenant_id=x_tenant_id or "default",
+        wait=not body.run_async,
+        timeout=timeout,
+        dialect="eai",
+        workflow_id=definition.id,
+        workflow_version=definition.version,
+        metadata=body.metadata,
+        idempotency_key=idempotency_key,
+    )
+    view = WorkflowExecution.model_validate(eai_execution(state)).model_dump(mode="json", by_alias=True)
+    if state.status == "timeout" and not body.run_async:
+        raise ExecutionTimeout(
+            state.error or "workflow exceeded its timeout",
+            details={"execution_id": state.execution_id, "execution": view},
+        )
+    return JSONResponse(view, status_code=200 if state.terminal and not body.run_async else 202)
+
+
+@router.get(
+    "/executions",
+    response_model=WorkflowExecutionList,
+    responses={400: {}},
+    summary="Executions of both dialects, newest first",
+)
+async def list_executions(
+    request: Request,
+    workflow_id: str | None = Query(default=None, alias="workflowId"),
+    state: State | None = Query(default=None),
+    limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="1 to 100"),
+    offset: int = Query(default=0, ge=0),
+) -> dict[str, Any]:
+    page = engine_of(request).list(workflow_name=workflow_id, status=state, limit=limit, offset=offset)
+    return {
+        "data": [eai_list_item(row) for row in page.rows],
+        "total": page.total,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.get(
+    "/executions/{executionId}",
+    response_model=WorkflowExecution,
+    responses={404: {}},
+    summary="One execution, with its steps",
+)
+async def get_execution(request: Request, execution_id: str = Path(alias="executionId")) -> dict[str, Any]:
+    return eai_execution(engine_of(request).get(execution_id))
+
+
+@router.post(
+    "/executions/{executionId}/cancel",
+    status_code=204,
+    response_class=Response,
+    responses={404: {}, 409: {}},
+    summary="Cancel a running execution: its unfinished steps end cancelled",
+)
+async def cancel_execution(request: Request, execution_id: str = Path(alias="executionId")) -> Response:
+    await engine_of(request).cancel(execution_id)
+    return Response(status_code=204)
+
+
+__all__ = ["router"]

@@ -1,0 +1,239 @@
+"""The v1 Workflow API (``/api/v1/workflows``): snake_case, ``status``, workflows sent inline."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.core.durations import parse_duration
+from orchestrator.core.errors import (
+    ExecutionTimeout,
+    InvalidRequest,
+    InvalidWorkflow,
+    MissingUserContext,
+    NotFound,
+)
+from orchestrator.core.validation import parse_workflow
+from orchestrator.core.workflow_documents import validate_input
+from orchestrator.server.api.deps import engine_of
+from orchestrator.server.api.render import iso, list_item, v1_execution
+from orchestrator.store.export import MEDIA_TYPES, ExportFormat, events_to_bytes
+
+router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
+
+Status = Literal["pending", "running", "completed", "failed", "timeout", "cancelled"]
+
+
+class ExecuteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: dict[str, Any] | None = Field(
+        default=None,
+        description="{metadata: {name, version?, description?}, spec: {steps, timeout?, output?}}",
+    )
+    input: dict[str, Any] = Field(default_factory=dict)
+    user: dict[str, Any] | None = Field(default=None, description="required: {id, email?, role?, tenant_id?}")
+    async_: bool = Field(default=False, alias="async")
+    timeout: float | str | None = Field(
+        default=None, description="seconds or '30s'; ends the execution in timeout"
+    )
+    idempotency_key: str | None = None
+
+
+class StepView(BaseModel):
+    name: str
+    type: str
+    status: str
+    parent: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    process_time: str | None = None
+    attempts: int = 0
+    output: Any = None
+    error: str | None = None
+
+
+class ExecutionView(BaseModel):
+    id: str
+    status: Status
+    workflow_name: str
+    workflow_id: str | None = None
+    workflow_version: str | None = None
+    tenant_id: str
+    input: dict[str, Any]
+    output: Any = None
+    error: str | None = None
+    started_at: str | None
+    completed_at: str | None = None
+    duration_ms: int | None = None
+    steps: list[StepView]
+
+
+class ExecutionSummary(BaseModel):
+    id: str
+    workflow_name: str
+    status: Status
+    tenant_id: str
+    started_at: str | None
+    completed_at: str | None = None
+    duration_ms: int | None = None
+    error: str | None = None
+
+
+class ExecutionList(BaseModel):
+    executions: list[ExecutionSummary]
+    count: int
+    total: int
+    limit: int
+    offset: int
+
+
+class TenantExecutionList(BaseModel):
+    tenant_id: str
+    count: int
+    total: int
+    executions: list[ExecutionSummary]
+
+
+class EventView(BaseModel):
+    seq: int
+    type: str
+    timestamp: str
+    step: str | None = None
+    data: dict[str, Any]
+
+
+class EventList(BaseModel):
+    execution_id: str
+    events: list[EventView]
+
+
+def tenant_of(user: dict[str, Any], header: str | None) -> str:
+    tenant = user.get("tenant_id") or header or "default"
+    return str(tenant)
+
+
+def require_user(user: Any) -> dict[str, Any]:
+    if not isinstance(user, dict) or user.get("id") in (None, ""):
+        raise MissingUserContext(
+            "user context is required for governance: send user: {id, email?, role?}",
+            details=[{"field": "user", "message": "an object with an id is required"}],
+        )
+    return user
+
+
+@router.post(
+    "/execute",
+    response_model=ExecutionView,
+    responses={202: {"model": ExecutionView}, 400: {}, 504: {}},
+    summary="Execute a workflow definition",
+)
+async def execute(
+    body: ExecuteRequest,
+    request: Request,
+    x_tenant_id: str | None = Header(default=None),
+    idempotency_key: str | None = Header(default=None),
+) -> JSONResponse:
+    engine = engine_of(request)
+    if body.workflow is None:
+        raise InvalidWorkflow(
+            "workflow is required", details=[{"field": "workflow", "message": "is required"}]
+        )
+    workflow = parse_workflow(body.workflow)
+    user = require_user(body.user)
+    validate_input(workflow, body.input)
+    try:
+        timeout = parse_duration(body.timeout) if body.timeout is not None else None
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), details=[{"field": "timeout", "message": str(exc)}]) from None
+    state = await engine.start(
+        workflow,
+        input=body.input,
+        user=user,
+        tenant_id=tenant_of(user, x_tenant_id),
+        wait=not body.async_,
+        timeout=timeout,
+        idempotency_key=idempotency_key or body.idempotency_key,
+    )
+    view = v1_execution(state)
+    if state.status == "timeout" and not body.async_:
+        raise ExecutionTimeout(
+            state.error or "workflow exceeded its timeout",
+            details={"execution_id": state.execution_id, "execution": view},
+        )
+    # 202 when asked to run in the background, or when a synchronous wait outlasted ORCH_SYNC_TIMEOUT
+    return JSONResponse(view, status_code=200 if state.terminal and not body.async_ else 202)
+
+
+@router.get("/executions", response_model=ExecutionList, summary="List recent executions, newest first")
+async def list_executions(
+    request: Request,
+    limit: int = Query(default=10, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+    status: Status | None = None,
+    workflow_name: str | None = None,
+) -> dict[str, Any]:
+    page = engine_of(request).list(status=status, workflow_name=workflow_name, limit=limit, offset=offset)
+    items = [list_item(row) for row in page.rows]
+    return {"executions": items, "count": len(items), "total": page.total, "limit": limit, "offset": offset}
+
+
+@router.get(
+    "/executions/tenant/{tenant_id}", response_model=TenantExecutionList, summary="A tenant's executions"
+)
+async def list_tenant_executions(
+    tenant_id: str,
+    request: Request,
+    limit: int = Query(default=10, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+    status: Status | None = None,
+) -> dict[str, Any]:
+    page = engine_of(request).list(tenant_id=tenant_id, status=status, limit=limit, offset=offset)
+    items = [list_item(row) for row in page.rows]
+    return {"tenant_id": tenant_id, "count": len(items), "total": page.total, "executions": items}
+
+
+@router.get("/executions/{execution_id}", response_model=ExecutionView, summary="One execution")
+async def get_execution(execution_id: str, request: Request) -> dict[str, Any]:
+    return v1_execution(engine_of(request).get(execution_id))
+
+
+@router.post(
+    "/executions/{execution_id}/cancel",
+    status_code=202,
+    response_model=ExecutionView,
+    summary="Cancel a running execution",
+)
+async def cancel_execution(execution_id: str, request: Request) -> dict[str, Any]:
+    return v1_execution(await engine_of(request).cancel(execution_id))
+
+
+@router.get(
+    "/executions/{execution_id}/events",
+    response_model=EventList,
+    summary="The execution's event log (JSON, or Arrow / Parquet with ?format=)",
+    responses={200: {"content": {MEDIA_TYPES["arrow_stream"]: {}, MEDIA_TYPES["parquet"]: {}}}},
+)
+async def execution_events(
+    execution_id: str, request: Request, format: Literal["json", "arrow", "parquet"] = "json"
+) -> Any:
+    engine = engine_of(request)
+    if format == "json":
+        return {"execution_id": execution_id, "events": engine.events(execution_id)}
+    records = engine.store.load(execution_id)
+    if not records:
+        raise NotFound(f"execution {execution_id!r} not found", code="EXECUTION_NOT_FOUND")
+    kind: ExportFormat = "arrow_stream" if format == "arrow" else "parquet"
+    body = await asyncio.to_thread(events_to_bytes, records, kind)
+    return Response(
+        body,
+        media_type=MEDIA_TYPES[kind],
+        headers={"Content-Disposition": f'attachment; filename="{execution_id}.{format}"'},
+    )
+
+
+__all__ = ["iso", "router"]

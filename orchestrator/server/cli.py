@@ -1,0 +1,211 @@
+"""The ``orchestrate`` command: run the server, and work with event logs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, help="Event-sourced workflow and multi-agent orchestration on Ray.")
+console = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """Event-sourced workflow and multi-agent orchestration on Ray."""
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="HTTP port")] = 8081,
+    host: Annotated[str, typer.Option(help="HTTP bind address")] = "127.0.0.1",
+    data_dir: Annotated[Path, typer.Option(help="SQLite store and demo databases")] = Path("./data"),
+    placement: Annotated[str, typer.Option(help="pooled or dedicated execution actors")] = "",
+    database_url: Annotated[str, typer.Option(help="postgresql://... (default: SQLite in data-dir)")] = "",
+    fast_proxy: Annotated[
+        bool, typer.Option(help="Ray Serve's throughput mode and HAProxy ingress (see README)")
+    ] = False,
+) -> None:
+    """Start (or join, with RAY_ADDRESS) Ray, deploy the Serve application and serve until stopped."""
+    if fast_proxy:
+        os.environ["ORCH_FAST_PROXY"] = "1"
+    os.environ["ORCH_PORT"] = str(port)
+    os.environ["ORCH_HOST"] = host
+    os.environ["ORCH_DATA_DIR"] = str(data_dir.expanduser().resolve())
+    if placement:
+        os.environ["ORCH_PLACEMENT"] = placement
+    if database_url:
+        os.environ["ORCH_DATABASE_URL"] = database_url
+    start_server(wait=True)
+
+
+def start_server(*, wait: bool) -> None:
+    import ray
+    from ray import serve as ray_serve
+
+    from orchestrator.config import load_settings
+
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local dev cluster on loopback
+    if os.environ.get("ORCH_FAST_PROXY") == "1":
+        # read by Serve's processes at start: must be set before Ray starts them
+        os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
+        os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
+    address = os.environ.get("RAY_ADDRESS")
+    started = time.perf_counter()
+    ray.init(
+        address=address or None,
+        namespace=settings.namespace,
+        include_dashboard=None if address else False,
+        log_to_driver=True,
+        runtime_env={"env_vars": _orch_env()},
+    )
+    ray_serve.start(http_options={"host": settings.host, "port": settings.port})
+    from serve_app import build_app
+
+    ray_serve.run(build_app(settings), name="orchestrator", route_prefix="/", blocking=False)
+    console.print(
+        f"[bold green]orchestrator ready[/] on http://{settings.host}:{settings.port} "
+        f"({time.perf_counter() - started:.1f}s; store {settings.store_url}; placement {settings.placement}; "
+        f"LLM {settings.resolved_llm_provider})"
+    )
+    if not wait:
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    console.print("shutting down...")
+    stop_server()
+
+
+def stop_server() -> None:
+    """Serve first (its controller drains the replicas), then the server's own actors, then Ray."""
+    import ray
+    from ray import serve as ray_serve
+
+    from orchestrator.config import load_settings
+
+    settings = load_settings()
+    with contextlib.suppress(Exception):
+        ray_serve.shutdown()  # type: ignore[no-untyped-call]  # Ray leaves serve.shutdown() unannotated
+    with contextlib.suppress(Exception):  # detached actors outlive the driver unless killed
+        for actor in ray.util.list_named_actors(all_namespaces=True):
+            if actor.get("namespace") == settings.namespace:
+                ray.kill(ray.get_actor(actor["name"], namespace=settings.namespace))
+    ray.shutdown()
+
+
+def _open_store(data_dir: Path | None, database_url: str) -> Any:
+    from orchestrator.config import load_settings
+    from orchestrator.store import open_store
+
+    if data_dir is not None:
+        os.environ["ORCH_DATA_DIR"] = str(data_dir.expanduser().resolve())
+    if database_url:
+        os.environ["ORCH_DATABASE_URL"] = database_url
+    return open_store(load_settings().store_url)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Argument(help="file to write")],
+    format: Annotated[str, typer.Option(help="parquet or arrow")] = "parquet",
+    execution: Annotated[list[str] | None, typer.Option(help="execution id (repeatable)")] = None,
+    workflow: Annotated[str, typer.Option(help="workflow name or registered workflow id")] = "",
+    tenant: Annotated[str, typer.Option(help="tenant id")] = "",
+    since: Annotated[str, typer.Option(help="events recorded at or after (ISO 8601)")] = "",
+    until: Annotated[str, typer.Option(help="events recorded before (ISO 8601)")] = "",
+    data_dir: Annotated[Path | None, typer.Option(help="data directory of a SQLite store")] = None,
+    database_url: Annotated[str, typer.Option(help="postgresql://... store")] = "",
+) -> None:
+    """Write event logs (one row per event, payload as JSON) as Parquet or Arrow IPC."""
+    from orchestrator.store.export import write_events
+
+    if format not in ("parquet", "arrow"):
+        raise typer.BadParameter("format must be parquet or arrow")
+    store = _open_store(data_dir, database_url)
+    ids: list[str] | None = list(execution) if execution else None
+    if workflow or tenant:
+        selected = _select_ids(store, workflow=workflow or None, tenant=tenant or None)
+        ids = [i for i in ids if i in selected] if ids is not None else sorted(selected)
+    records = store.iter_records(execution_ids=ids, since=_parse_time(since), until=_parse_time(until))
+    count = write_events(records, out, format)  # type: ignore[arg-type]
+    console.print(f"wrote {count} events to {out}")
+
+
+def _select_ids(store: Any, *, workflow: str | None, tenant: str | None) -> set[str]:
+    selected: set[str] = set()
+    for field in ("workflow_name", "workflow_id") if workflow else (None,):
+        offset = 0
+        while True:
+            filters = {field: workflow} if field else {}
+            page = store.list_executions(tenant_id=tenant, limit=1000, offset=offset, **filters)
+            selected.update(row.id for row in page.rows)
+            offset += len(page.rows)
+            if not page.rows or offset >= page.total:
+                break
+    return selected
+
+
+@app.command()
+def replay(
+    source: Annotated[Path, typer.Argument(help="a Parquet or Arrow export")],
+    data_dir: Annotated[
+        Path | None, typer.Option(help="data directory of a SQLite store to compare with")
+    ] = None,
+    database_url: Annotated[str, typer.Option(help="postgresql://... store to compare with")] = "",
+) -> None:
+    """Rebuild every execution in an export with the server's fold; report differences from the store."""
+    from orchestrator.store.export import read_events
+    from orchestrator.store.replay import compare
+    from orchestrator.store.replay import replay as replay_states
+
+    store = _open_store(data_dir, database_url)
+    count, differences = compare(replay_states(read_events(source)), store)
+    for diff in differences:
+        console.print(
+            f"[red]{diff.execution_id}[/] {diff.field}: replayed {diff.replayed!r}, live {diff.live!r}"
+        )
+    console.print(f"replayed {count} executions, {len(differences)} differences")
+    raise typer.Exit(1 if differences else 0)
+
+
+@app.command()
+def prune(
+    older_than_days: Annotated[float, typer.Option(help="prune terminal executions finished before this")],
+    data_dir: Annotated[Path | None, typer.Option(help="data directory of a SQLite store")] = None,
+    database_url: Annotated[str, typer.Option(help="postgresql://... store")] = "",
+) -> None:
+    """Delete finished executions (events and projection together) older than the given age."""
+    store = _open_store(data_dir, database_url)
+    removed = store.prune(finished_before=datetime.now(UTC) - timedelta(days=older_than_days))
+    console.print(f"pruned {removed} executions")
+
+
+def _orch_env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key.startswith("ORCH_")}
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Wiring of the server's parts inside the ingress replica: store, engine, agents, planner handle.
+
+Kept out of ``serve_app`` so tests and the CLI build the same thing the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from agents.actor import start_agent_actors
+from agents.registry import registry_for
+from agents.runner import AgentStepRunner
+from orchestrator.config import Settings
+from orchestrator.server.api.app import create_app
+from orchestrator.server.api.deps import provide
+from orchestrator.server.executions import ExecutionService
+from orchestrator.server.workflow_registry import load_workflow_files
+from orchestrator.store import open_store
+
+
+def create_fastapi_app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+def build_ingress_state(app: FastAPI, settings: Settings, planner: Any) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.store_url)
+    registry = registry_for(settings)
+    workflow_warnings = load_workflow_files(settings, store)
+    del app  # services are process-wide: see orchestrator.server.api.deps
+    provide(
+        settings=settings,
+        store=store,
+        registry=registry,
+        agents=start_agent_actors(registry, settings),
+        planner=planner,
+        engine=ExecutionService(settings, store, AgentStepRunner),
+        workflow_warnings=workflow_warnings,
+    )
