@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from orchestrator.core.definitions import WorkflowDef
 from orchestrator.core.errors import InvalidWorkflow, PlanningFailed
+from orchestrator.core.limits import DEFAULT_LIMITS, Limits
 from orchestrator.core.validation import parse_workflow
 from planner.models import Plan, PlanStep
 
@@ -78,7 +79,9 @@ def escape_template(text: str) -> str:
     return _MARKER.sub(lambda match: "{{ " + repr(match.group(0)) + " }}", text)
 
 
-def compile_plan(plan: Plan, *, keep_templates: bool | None = None) -> CompiledPlan:
+def compile_plan(
+    plan: Plan, *, keep_templates: bool | None = None, limits: Limits = DEFAULT_LIMITS
+) -> CompiledPlan:
     """The workflow that runs ``plan``. ``keep_templates`` defaults to True for LLM plans only (see the
     module docstring)."""
     if not plan.steps:
@@ -100,7 +103,7 @@ def compile_plan(plan: Plan, *, keep_templates: bool | None = None) -> CompiledP
         },
     }
     try:
-        workflow = parse_workflow(definition)
+        workflow = parse_workflow(definition, limits=limits)
     except InvalidWorkflow as exc:
         raise PlanningFailed(
             f"the plan does not make a valid workflow: {exc.message}",

@@ -570,7 +570,7 @@ def test_failure_fails_the_execution_and_cancels_running_siblings() -> None:
         "q1": "cancelled",
         "q2": "failed",
         "q3": "cancelled",
-        "after": "cancelled",
+        "after": "pending",  # it never started
     }
     q2 = run.state.steps["q2"]
     assert (q2.error, q2.error_code) == ("connection refused", "AGENT_UNAVAILABLE")
@@ -586,7 +586,7 @@ def test_template_error_in_a_transform_fails_the_step() -> None:
     assert steps_of(run.first)[1:] == [("step.started", "a"), ("step.failed", "a"), ("execution.failed", "a")]
     assert run.state.steps["a"].error_code == "TEMPLATE_ERROR"
     assert "nope" in (run.state.steps["a"].error or "")
-    assert run.statuses() == {"a": "failed", "b": "cancelled"}
+    assert run.statuses() == {"a": "failed", "b": "pending"}
 
 
 def test_template_error_in_connector_parameters_fails_without_running_or_retrying() -> None:
@@ -601,7 +601,7 @@ def test_condition_evaluation_error_fails_the_step() -> None:
     wf = build({"name": "c", "type": "condition", "condition": "input.nope > 1", "if_true": [query("t")]})
     run = Run(wf)
     assert run.state.steps["c"].error_code == "TEMPLATE_ERROR"
-    assert run.statuses() == {"c": "failed", "t": "cancelled"}
+    assert run.statuses() == {"c": "failed", "t": "pending"}
     assert run.state.status == "failed"
 
 
@@ -790,7 +790,7 @@ def test_workflow_timeout_times_the_execution_out() -> None:
     assert run.state.status == "timeout"
     assert run.state.terminal
     assert run.state.error == "Execution exceeded its timeout of 30s"
-    assert run.statuses() == {"q": "cancelled", "w": "cancelled", "after": "cancelled"}
+    assert run.statuses() == {"q": "cancelled", "w": "cancelled", "after": "pending"}
     assert run.state.timers == {}
     for trigger in (StepSucceeded(at(31), "q", 1, "late"), TimerElapsed(at(60), "w/wait")):
         late = run.send(trigger)
@@ -839,7 +839,7 @@ def test_cancel_records_request_and_cancellation_and_cancels_running_steps() -> 
     assert run.state.terminal and run.state.cancel_requested
     assert run.state.error == "user asked"
     assert run.state.completed_at == at(1)
-    assert run.statuses() == {"q": "cancelled", "w": "cancelled", "after": "cancelled"}
+    assert run.statuses() == {"q": "cancelled", "w": "cancelled", "after": "pending"}
     assert run.state.timers == {}
 
 
@@ -1195,9 +1195,48 @@ def test_a_valid_workflow_never_makes_decide_raise(steps: list[dict[str, Any]], 
     decide(ExecutionState(EXEC), Start(NOW, wf))
 
 
-def test_overflowing_template_fails_the_step() -> None:
-    run = Run(build(transform("a", "{{ range(10 ** 9) | list | length }}")))
-    assert run.state.steps["a"].error_code == "TEMPLATE_ERROR"
+def test_overflowing_template_fails_the_step_with_template_limit() -> None:
+    run = Run(build(transform("a", "{{ range(input.n) | list | length }}")), input={"n": 10**9})
+    assert run.state.steps["a"].error_code == "TEMPLATE_LIMIT"
+    assert run.state.status == "failed"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ input.a ** input.b }}",
+        "{{ 'a' * input.n }}",
+        "{{ input.s | center(input.n) }}",
+        "{{ range(input.k) | list * input.k }}",
+        "{% for i in range(input.k) %}{% for j in range(input.k) %}{% endfor %}{% endfor %}",
+    ],
+)
+def test_runaway_templates_fail_the_step_with_template_limit(template: str) -> None:
+    """Each of these froze or exhausted the host; now the step fails and the execution ends."""
+    wf = build(transform("a", template), query("q", depends_on=["a"]))
+    run = Run(wf, input={"a": 9, "b": 10**8, "n": 10**9, "s": "x", "k": 100_000})
+    assert run.state.steps["a"].error_code == "TEMPLATE_LIMIT"
+    assert "template limit" in (run.state.steps["a"].error or "")
+    assert run.state.status == "failed"
+    assert run.statuses()["q"] == "pending"
+    assert runs(run.first) == {}
+
+
+def test_template_limit_in_connector_parameters_fails_without_running_or_retrying() -> None:
+    wf = build(query("q", parameters={"x": "{{ 'a' * input.n }}"}, retry={"max_attempts": 3}))
+    run = Run(wf, input={"n": 10**9})
+    assert types(run.first)[1:] == ["step.started", "step.failed", "execution.failed"]
+    assert run.first.commands == []
+    assert run.state.steps["q"].error_code == "TEMPLATE_LIMIT"
+
+
+def test_template_limit_in_a_condition_fails_the_step() -> None:
+    wf = build(
+        {"name": "c", "type": "condition", "condition": "input.a ** input.b > 1", "if_true": [query("t")]}
+    )
+    run = Run(wf, input={"a": 9, "b": 10**8})
+    assert run.state.steps["c"].error_code == "TEMPLATE_LIMIT"
+    assert run.statuses() == {"c": "failed", "t": "pending"}
 
 
 def test_undefined_inside_a_whole_value_literal_fails_the_step() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from orchestrator.core.templates import (
     TemplateError,
+    TemplateLimitError,
     check_syntax,
     condition_expression,
     evaluate_condition,
@@ -388,3 +389,113 @@ def test_strings_in_yields_json_path_suffixes() -> None:
     assert list(strings_in(value)) == [(".a", "x"), (".b[1]", "y"), (".b[2].c", "z")]
     assert list(strings_in("top")) == [("", "top")]
     assert list(strings_in(5)) == []
+
+
+# -- cost limits (TEMPLATE_LIMIT) -------------------------------------------------------------------
+
+HOSTILE: dict[str, Any] = {
+    "input": {"a": 9, "b": 10**8, "n": 10**9, "s": "x", "k": 100_000, "big": "y" * 100_000}
+}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ input.a ** input.b }}",
+        "{{ input.a ** input.b > 1 }}",
+        "{{ 'a' * input.n }}",
+        "{{ input.n * [1] }}",
+        "{{ input.s | center(input.n) }}",
+        "{{ range(input.k) | list * input.k }}",
+        "{{ range(input.n) }}",
+        "x{% for i in range(input.k) %}{% for j in range(input.k) %}{% endfor %}{% endfor %}",
+        "{{ input.s.ljust(input.n) }}",
+        "{{ input.s.zfill(input.n) }}",
+        "{{ input.big.expandtabs(input.n) }}",
+        "{{ '{:>' ~ input.n ~ '}' }}{{ ('{:>' ~ input.n ~ '}').format(1) }}",
+        "{{ '%*d' % (input.n, 1) }}",
+        "{{ '%0999999999d' | format(1) }}",
+        "{{ range(input.k) | join(input.big) }}",
+        "{{ input.big | replace('', input.big) }}",
+        "{{ input.big.replace('', input.big) }}",
+        "{{ input.big | indent(input.n) }}",
+        "{{ input.big | wordwrap(1, wrapstring=input.big) }}",
+        "{{ [1] | slice(input.n) | list }}",
+        "{{ (1).to_bytes(input.n, 'big') }}",
+        "{{ input | tojson(indent=input.n) }}",
+        "x{% for i in range(input.k) %}{{ input.big }}{% endfor %}",
+        "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+    ],
+)
+def test_runaway_templates_hit_a_template_limit(text: str) -> None:
+    """Each of these would freeze or exhaust the host without the sandbox's bounds."""
+    with pytest.raises(TemplateLimitError, match="template limit") as caught:
+        render(text, HOSTILE)
+    assert caught.value.code == "TEMPLATE_LIMIT"
+    assert isinstance(caught.value, TemplateError)
+
+
+def test_runaway_condition_hits_a_template_limit() -> None:
+    with pytest.raises(TemplateLimitError):
+        evaluate_condition("input.a ** input.b > 1", HOSTILE)
+
+
+def test_str_join_and_translate_point_to_the_filters() -> None:
+    with pytest.raises(TemplateLimitError, match="use the filters"):
+        render("{{ ','.join(input.cities) }}", CONTEXT)
+
+
+def test_summing_many_lists_is_linear_and_bounded() -> None:
+    assert render("{{ range(100000) | batch(1) | list | sum(start=[]) | length }}", {}) == 100_000
+    assert render("{{ [[1], [2]] | sum(start=[]) }}", {}) == [1, 2]
+    assert render("{{ ['a', 'b'] | sum(start='') }}", {}) == "ab"
+    with pytest.raises(TemplateLimitError):
+        render("{{ ([input.big] * 100) | sum(start='') }}", HOSTILE)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{{ 2 ** 100 }}", 2**100),
+        ("{{ 'ab' * 3 }}", "ababab"),
+        ("{{ [0] * 3 }}", [0, 0, 0]),
+        ("{{ 7 // 2 + 1 - 1 }}", 3),
+        ("{{ 7 / 2 }}", 3.5),
+        ("{{ '%05d' % 42 }}", "00042"),
+        ("{{ '%s-%s' | format('a', 'b') }}", "a-b"),
+        ("{{ 'x' | center(5) }}", "  x  "),
+        ("{{ '{:>4}'.format(7) }}", "   7"),
+        ("{{ input.cities | join(', ') }}", "Paris, Rome"),
+        ("{{ 'a b' | replace(' ', '_') }}", "a_b"),
+        ("{{ range(3) | list }}", [0, 1, 2]),
+        ("{{ [1, 2.5] | sum }}", 3.5),
+        ("{{ {'a': 1} | tojson(indent=2) }}", '{\n  "a": 1\n}'),
+        ("{{ [1, 2, 3] | slice(2) | list }}", [[1, 2], [3]]),
+    ],
+)
+def test_ordinary_arithmetic_and_filters_still_work(text: str, expected: Any) -> None:
+    assert render_ok(text) == expected
+
+
+def test_loop_budget_is_per_render() -> None:
+    text = "{% for i in range(100000) %}{% endfor %}ok"
+    for _ in range(11):  # 1,100,000 iterations in all: more than one render's budget
+        assert render(text, {}) == "ok"
+
+
+def test_constant_limit_in_a_template_is_a_validation_error() -> None:
+    with pytest.raises(TemplateLimitError):
+        check_syntax("{{ (9**(9**8)) > 1 }}")
+    with pytest.raises(TemplateLimitError):
+        check_syntax("(9**(9**8)) > 1", expression=True)
+    check_syntax("{{ input.a ** input.b }}")  # depends on input: a run-time matter
+    check_syntax("{{ 1 / 0 }}")  # other constant failures stay run-time errors, as before
+
+
+def test_prompt_templates_share_the_bounds() -> None:
+    from orchestrator.core.templates import sandbox
+
+    env = sandbox(prompt=True)
+    with pytest.raises(TemplateLimitError):
+        env.from_string("{{ 'a' * n }}").render(n=10**9)
+    assert env.from_string("{% macro m() %}hi{% endmacro %}{{ m() }}").render() == "hi"

@@ -344,7 +344,7 @@ class _Decider:
                 command = self.run_command(step_def, attempt)
             except TemplateError as exc:
                 self.record(StepStarted, step=name, attempt=attempt)
-                self.record(StepFailed, step=name, attempt=attempt, error=str(exc), code="TEMPLATE_ERROR")
+                self.record(StepFailed, step=name, attempt=attempt, error=str(exc), code=exc.code)
                 return
             self.record(
                 StepStarted,
@@ -369,7 +369,7 @@ class _Decider:
             try:
                 output = render_value(step_def.value, self.template_context())
             except TemplateError as exc:
-                self.record(StepFailed, step=name, attempt=attempt, error=str(exc), code="TEMPLATE_ERROR")
+                self.record(StepFailed, step=name, attempt=attempt, error=str(exc), code=exc.code)
                 return
             self.record(StepCompleted, step=name, attempt=attempt, output=output)
 
@@ -380,7 +380,7 @@ class _Decider:
             result = evaluate_condition(step_def.condition, self.template_context())
         except TemplateError as exc:
             self.record(StepStarted, step=name, attempt=attempt)
-            self.record(StepFailed, step=name, attempt=attempt, error=str(exc), code="TEMPLATE_ERROR")
+            self.record(StepFailed, step=name, attempt=attempt, error=str(exc), code=exc.code)
             return
         branch = "if_true" if result else "if_false"
         # the chosen branch is recorded before any child runs, so a replay takes the same one

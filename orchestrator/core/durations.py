@@ -6,12 +6,17 @@ import math
 import re
 
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+# The canonical spelling, for documents (OpenAPI); the parser also takes surrounding spaces.
+DURATION_PATTERN = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d)?$"
 MAX_SECONDS = 366 * 86400.0  # a durable timer may run for a year; longer is a mistake, not a plan
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def parse_duration(value: object) -> float:
-    """Seconds as a float. Raises ValueError with a message fit for a validation detail."""
+    """Seconds as a float. Raises ValueError with a message fit for a validation detail.
+
+    A bool is refused although Python counts it as an int: ``false`` as a timeout is a client's mistake,
+    and read as 0 s it would time the execution out at once."""
     if isinstance(value, bool):
         raise ValueError(f"invalid duration {value!r}: use a number of seconds or a string like '5s'")
     seconds: float | None = None

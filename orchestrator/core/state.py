@@ -40,7 +40,9 @@ STEP_OK = frozenset({"completed", "skipped"})
 @dataclass
 class StepState:
     name: str
-    status: str = "pending"  # pending, running, completed, failed, skipped, cancelled
+    # pending (also after the execution ended, if it never started), running, completed, failed,
+    # skipped (an untaken branch), cancelled (it was running when the execution ended)
+    status: str = "pending"
     attempt: int = 0
     started_at: datetime | None = None  # first attempt
     completed_at: datetime | None = None
@@ -185,16 +187,17 @@ def fold(execution_id: str, events: Iterable[Event]) -> ExecutionState:
 
 
 def _finish(state: ExecutionState, status: str, at: datetime, *, error: str | None = None) -> None:
+    """Work in flight is ``cancelled``; a step that never started stays ``pending`` (with no times),
+    so the view says it never ran rather than that something stopped it."""
     state.status = status
     state.completed_at = at
     state.error = error
     state.timers.clear()
     for step in state.steps.values():
-        if step.status in ("pending", "running"):
+        if step.status == "running":
             step.status = "cancelled"
             step.retry_at = None
-            if step.started_at is not None:
-                step.completed_at = at
+            step.completed_at = at
 
 
 def _drop_step_timers(state: ExecutionState, step: str) -> None:

@@ -42,6 +42,7 @@ import jsonschema
 
 from orchestrator.core.definitions import WorkflowDef
 from orchestrator.core.errors import InvalidRequest, InvalidWorkflow
+from orchestrator.core.limits import DEFAULT_LIMITS, Limits
 from orchestrator.core.validation import build_workflow
 
 FIELDS = ("id", "name", "description", "version", "input_schema", "timeout", "retry", "output", "steps")
@@ -85,7 +86,9 @@ def display_name(document: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------ parsing
 
 
-def parse_definition(raw: Any, *, workflow_id: str | None = None) -> WorkflowDocument:
+def parse_definition(
+    raw: Any, *, workflow_id: str | None = None, limits: Limits = DEFAULT_LIMITS
+) -> WorkflowDocument:
     """Validate an EAI definition; raise InvalidWorkflow listing every problem.
 
     ``workflow_id`` is the id the caller addresses (the URL path of a PUT): the document may omit its
@@ -142,6 +145,7 @@ def parse_definition(raw: Any, *, workflow_id: str | None = None) -> WorkflowDoc
             spec_path="$",
             key_field="id",
             extra={"id": workflow_id},
+            limits=limits,
         )
     except InvalidWorkflow as exc:
         found = exc.details if isinstance(exc.details, list) else []

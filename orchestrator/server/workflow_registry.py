@@ -63,7 +63,7 @@ def load_workflow_files(settings: Settings, store: EventStore) -> list[str]:
     for path in definition_files(SHIPPED_DIR):
         for where, raw in read_documents(path):
             try:
-                definition = parse_definition(raw)
+                definition = parse_definition(raw, limits=settings.limits)
             except InvalidWorkflow as exc:
                 raise InvalidWorkflow(
                     f"shipped workflow {where} is invalid: {describe(exc)}", details=exc.details
@@ -84,7 +84,7 @@ def load_workflow_files(settings: Settings, store: EventStore) -> list[str]:
                     continue
                 for where, raw in documents:
                     try:
-                        definition = parse_definition(raw)
+                        definition = parse_definition(raw, limits=settings.limits)
                     except InvalidWorkflow as exc:
                         warnings.append(f"{where}: {describe(exc)}")
                         continue
