@@ -63,3 +63,40 @@ async def test_dedicated_execution_runs_in_its_own_actor_and_frees_it(server: Se
     assert row is not None and row.placement == "dedicated" and row.status == "completed"
     eventually(lambda: not _actor_exists(name, server.namespace), timeout=30)  # the process is freed
     store.close()
+
+
+async def test_a_dedicated_execution_whose_actor_is_gone_is_recovered(server: ServerInfo) -> None:
+    """After a full restart no dedicated actor exists; pooled host 0's recovery recreates it."""
+    settings = Settings(data_dir=server.data_dir, namespace=server.namespace, placement="dedicated")
+    store = open_store(settings.store_url)
+    engine = ExecutionService(settings, store, AgentStepRunner)
+    workflow = parse_workflow(
+        {
+            "metadata": {"name": "dedicated-recovery"},
+            "spec": {
+                "steps": [
+                    {"name": "nap", "type": "wait", "duration": "3s"},
+                    {
+                        "name": "after",
+                        "type": "transform",
+                        "value": "{{ execution.id }}",
+                        "depends_on": ["nap"],
+                    },
+                ]
+            },
+        }
+    )
+    state = await engine.start(workflow, input={}, user={"id": 1}, tenant_id="default", wait=False)
+    name = DEDICATED_NAME.format(execution_id=state.execution_id)
+    ray.kill(ray.get_actor(name, namespace=server.namespace), no_restart=True)  # gone for good
+    eventually(lambda: not _actor_exists(name, server.namespace), timeout=30)
+    # host 0 restarts (as after a full restart) and recreates the dedicated actor
+    ray.kill(ray.get_actor("orch-host-0", namespace=server.namespace), no_restart=False)
+
+    def completed() -> bool:
+        row = store.get_execution(state.execution_id)
+        return row is not None and row.status == "completed"
+
+    eventually(completed, timeout=90, interval=0.5)
+    assert engine.get(state.execution_id).output == {"final_result": state.execution_id}
+    store.close()

@@ -19,6 +19,7 @@ from orchestrator.core import events as ev
 from orchestrator.core.errors import ConcurrencyConflict, Conflict, StoreError
 from orchestrator.core.events import EventRecord
 from orchestrator.store import EventStore, ExecutionRow, WorkflowRecord, open_store, version_key
+from orchestrator.store.base import IdempotencyKeyTaken
 from orchestrator.store.export import (
     ExportFormat,
     events_to_bytes,
@@ -38,6 +39,16 @@ def record(execution_id: str, seq: int, *, at: datetime | None = None, **payload
         step=f"s{seq}",
         payload={"attempt": 1, "output": payload or {"n": seq}},
         recorded_at=at or T0 + timedelta(seconds=seq),
+    )
+
+
+def started(execution_id: str, key: str) -> EventRecord:
+    return EventRecord(
+        execution_id=execution_id,
+        seq=1,
+        type="execution.started",
+        payload={"workflow": {"name": "wf", "steps": []}, "idempotency_key": key},
+        recorded_at=T0,
     )
 
 
@@ -279,6 +290,40 @@ class EventStoreContract:
         )
         assert outcomes == [None, None]
         assert len(set(bound)) == 1
+
+    def test_the_first_append_binds_the_idempotency_key(self, store: EventStore) -> None:
+        assert store.idempotency_key_owner("k") is None
+        store.append("e1", [started("e1", "k")])
+        assert store.idempotency_key_owner("k") == "e1"
+        with pytest.raises(IdempotencyKeyTaken) as taken:
+            store.append("e2", [started("e2", "k")], projection=execution("e2"))
+        assert taken.value.execution_id == "e1"
+        assert store.load("e2") == [] and store.get_execution("e2") is None  # nothing written
+        assert store.claim_idempotency_key("k", "e3") == "e1"
+
+    def test_a_claim_without_events_is_taken_over_by_a_start(self, store: EventStore) -> None:
+        # a start that claimed its key apart from its first append, then failed before recording
+        assert store.claim_idempotency_key("k", "orphan") == "orphan"
+        assert store.idempotency_key_owner("k") is None  # an orphan answers nobody
+        store.append("e2", [started("e2", "k")])
+        assert store.idempotency_key_owner("k") == "e2"
+
+    def test_a_taken_key_in_a_batch_fails_only_its_item(self, store: EventStore) -> None:
+        store.append("e1", [started("e1", "k")])
+        with pytest.raises(IdempotencyKeyTaken):
+            store.append_batch([("e2", [started("e2", "k")], None), ("e3", [started("e3", "k3")], None)])
+        assert store.load("e3") == []  # all or nothing, like any conflict: the caller retries items
+
+    def test_concurrent_starts_with_one_key_bind_one(
+        self, store: EventStore, second_store: EventStore
+    ) -> None:
+        outcomes = race(
+            lambda: store.append("e1", [started("e1", "k")]),
+            lambda: second_store.append("e2", [started("e2", "k")]),
+        )
+        assert sorted(type(o).__name__ for o in outcomes) == ["IdempotencyKeyTaken", "NoneType"]
+        winner = "e1" if outcomes[0] is None else "e2"
+        assert store.idempotency_key_owner("k") == winner
 
     # -- workflow registry -----------------------------------------------------------------------------
     def test_workflow_versions(self, store: EventStore) -> None:

@@ -4,15 +4,29 @@ It owns a mailbox (a lock serialising triggers), its folded state and its in-fli
 trigger it asks the pure core what to do, appends the resulting events in one transaction, and only
 then acts on the commands: start step work, arm timers, cancel tasks. Where it lives (a pooled host
 or a dedicated Ray actor) is the host's business, not this class's.
+
+The mailbox never drops a trigger:
+
+- a store error while appending is taken as transient: the same decision is retried with backoff
+  until it is recorded (the execution counts as *stalled* meanwhile, and :class:`StoreHealth` says so);
+- a concurrency conflict reloads the log, decides the trigger again against it and resumes (re-arms
+  timers, re-issues work that is not in flight here);
+- every record is encoded before it joins a group-commit batch, so an output that cannot be stored
+  (or is larger than the limit) fails its own step, never the batch it would have joined.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import re
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from orchestrator.core.decide import (
     CancelRequested,
@@ -28,19 +42,79 @@ from orchestrator.core.decide import (
     Trigger,
     decide,
 )
-from orchestrator.core.errors import ConcurrencyConflict, OrchestratorError, StepError
-from orchestrator.core.events import from_record, to_record
-from orchestrator.core.state import ExecutionState, fold
+from orchestrator.core.errors import (
+    ConcurrencyConflict,
+    InvalidRequest,
+    OrchestratorError,
+    StepError,
+    StoreError,
+)
+from orchestrator.core.events import (
+    Event,
+    EventRecord,
+    ExecutionFailed,
+    StepCompleted,
+    StepStarted,
+    from_record,
+    to_record,
+)
+from orchestrator.core.state import ExecutionState, evolve, fold
 from orchestrator.runtime.appender import BatchAppender
 from orchestrator.runtime.ports import StepRunner
-from orchestrator.store.base import EventStore
+from orchestrator.store.base import EventStore, IdempotencyKeyTaken
 from orchestrator.store.projection import project
 
 log = logging.getLogger(__name__)
 
+DEFAULT_MAX_OUTPUT_BYTES = 4 * 1024 * 1024
+# A start is answered to a waiting caller, so its append is retried for a bounded time only (nothing
+# is recorded and nothing is claimed when it gives up); every later trigger is retried until recorded.
+START_RETRY_SECONDS = 10.0
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class StoreHealth:
+    """What a host reports in /health about its appends: shared by the executions it hosts."""
+
+    append_failures: int = 0
+    last_store_error: str | None = None
+    last_store_error_at: datetime | None = None
+    stalled: set[str] = field(default_factory=set)
+
+    def failed(self, execution_id: str, exc: BaseException) -> None:
+        self.append_failures += 1
+        self.last_store_error = f"{type(exc).__name__}: {exc}"[:500]
+        self.last_store_error_at = datetime.now(UTC)
+        self.stalled.add(execution_id)
+
+    def recovered(self, execution_id: str) -> None:
+        self.stalled.discard(execution_id)
+
+
+# An escaped NUL in the JSON text: an odd run of backslashes before "u0000" (an even run is a literal
+# backslash followed by the text "u0000").
+_ESCAPED_NUL = re.compile(r"(\\+)u0000")
+
+
+def payload_problem(payload: dict[str, Any]) -> tuple[str, int]:
+    """Encode a payload as both backends will store it; return ``("", size)`` or ``(reason, 0)``.
+
+    Stricter than the stores' own encoder on purpose: NaN/Infinity, NUL characters and lone
+    surrogates are accepted by SQLite but rejected by PostgreSQL's JSONB, so a log that is valid on
+    one backend is valid on both, and one bad payload never fails a PostgreSQL batch.
+    """
+    try:
+        text = json.dumps(payload, separators=(",", ":"), default=str, allow_nan=False, ensure_ascii=False)
+        data = text.encode("utf-8")
+    except (ValueError, TypeError, RecursionError, OverflowError, UnicodeEncodeError) as exc:
+        return f"{type(exc).__name__}: {exc}"[:300], 0
+    if "u0000" in text and any(len(m.group(1)) % 2 for m in _ESCAPED_NUL.finditer(text)):
+        return "strings must not contain NUL characters (\\u0000)", 0
+    return "", len(data)
 
 
 class Execution:
@@ -53,6 +127,11 @@ class Execution:
         clock: Callable[[], datetime] = utcnow,
         on_terminal: Callable[[Execution], None] | None = None,
         appender: BatchAppender | None = None,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        health: StoreHealth | None = None,
+        retry_initial: float = 0.05,
+        retry_max: float = 5.0,
+        start_retry_seconds: float = START_RETRY_SECONDS,
     ) -> None:
         self.execution_id = execution_id
         self.state = ExecutionState(execution_id)
@@ -61,11 +140,18 @@ class Execution:
         self._clock = clock
         self._on_terminal = on_terminal
         self._appender = appender
+        self._max_output_bytes = max_output_bytes
+        self.health = health if health is not None else StoreHealth()
+        self._retry_initial = retry_initial
+        self._retry_max = retry_max
+        self._start_retry_seconds = start_retry_seconds
         self._lock = asyncio.Lock()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._attempts: dict[str, int] = {}  # the attempt each task in _tasks runs
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._done = asyncio.Event()
         self._firing: set[asyncio.Task[None]] = set()
+        self._detached = False
 
     # -- entry points ----------------------------------------------------------------------------
 
@@ -74,8 +160,16 @@ class Execution:
         return self.state
 
     def load(self) -> ExecutionState:
-        """Rebuild from the store (recovery, or after a concurrency conflict)."""
-        self.state = fold(self.execution_id, (from_record(r) for r in self._store.load(self.execution_id)))
+        """Rebuild from the store (recovery, or after a concurrency conflict). Blocks: on an event
+        loop, use :meth:`reload`."""
+        return self._adopt(self._store.load(self.execution_id))
+
+    async def reload(self) -> ExecutionState:
+        """:meth:`load` with the store I/O on a worker thread, so the host's loop keeps serving."""
+        return self._adopt(await asyncio.to_thread(self._store.load, self.execution_id))
+
+    def _adopt(self, records: list[EventRecord]) -> ExecutionState:
+        self.state = fold(self.execution_id, (from_record(r) for r in records))
         if self.state.terminal:
             self._done.set()
         return self.state
@@ -97,37 +191,155 @@ class Execution:
 
     async def apply(self, trigger: Trigger) -> None:
         async with self._lock:
-            decision = decide(self.state, trigger)
-            if decision.events or isinstance(trigger, Start):
-                try:
-                    await self._record(decision)
-                except ConcurrencyConflict:
-                    # another writer got there first: adopt the log as it is and drop this trigger
-                    log.warning("conflict appending to %s; reloading from the store", self.execution_id)
-                    self.load()
+            pending: list[Trigger] = [trigger]
+            conflicts = 0
+            while pending and not self._detached:
+                current = pending.pop(0)
+                decision = decide(self.state, current)
+                if decision.events or isinstance(current, Start):
+                    decision, records = self._storable(decision, current)
+                    if not await self._record(decision, records, start=isinstance(current, Start)):
+                        # another writer got there first: adopt the log, decide again, resume
+                        conflicts += 1
+                        log.warning("conflict appending to %s; reloading from the store", self.execution_id)
+                        if conflicts > 1:
+                            await asyncio.sleep(self._backoff(conflicts - 1))
+                        await self.reload()
+                        if self.state.terminal:
+                            self._finish()
+                            return
+                        pending = [current, Resume(now=self._clock())]
+                        continue
+                self.state = decision.state
+                for command in decision.commands:
+                    self._perform(command, resuming=isinstance(current, Resume))
+                if self.state.terminal:
+                    self._finish()
                     return
-            self.state = decision.state
-            for command in decision.commands:
-                self._perform(command)
-            if self.state.terminal:
-                self._finish()
 
-    async def _record(self, decision: Decision) -> None:
-        records = [to_record(self.execution_id, event) for event in decision.events]
+    def _backoff(self, failures: int) -> float:
+        return float(min(self._retry_max, self._retry_initial * 2 ** min(failures - 1, 30)))
+
+    async def _record(self, decision: Decision, records: list[EventRecord], *, start: bool) -> bool:
+        """Append until recorded (True) or a concurrency conflict (False). Other errors are taken as
+        transient and retried with backoff; only a start gives up, after ``start_retry_seconds``."""
         projection = project(decision.state)
-        if self._appender is not None:
-            await self._appender.append(self.execution_id, records, projection)
-        else:
-            self._store.append(self.execution_id, records, projection=projection)
+        began = time.monotonic()
+        failures = 0
+        try:
+            while True:
+                try:
+                    if self._appender is not None:
+                        await self._appender.append(self.execution_id, records, projection)
+                    else:
+                        await asyncio.to_thread(
+                            self._store.append, self.execution_id, records, projection=projection
+                        )
+                    return True
+                except IdempotencyKeyTaken:
+                    raise  # a start that lost its key: the caller answers with the holder
+                except ConcurrencyConflict:
+                    return False
+                except Exception as exc:
+                    failures += 1
+                    self.health.failed(self.execution_id, exc)
+                    if start and time.monotonic() - began >= self._start_retry_seconds:
+                        raise StoreError(
+                            f"cannot record the start of execution {self.execution_id!r}: {exc}; "
+                            "nothing was recorded, retry the request",
+                            code="STORE_UNAVAILABLE",
+                            status=503,
+                        ) from exc
+                    delay = self._backoff(failures)
+                    log.warning("append to %s failed (%s); retrying in %.2fs", self.execution_id, exc, delay)
+                    await asyncio.sleep(delay)
+                    if self._detached:
+                        raise asyncio.CancelledError from exc
+        finally:
+            self.health.recovered(self.execution_id)
 
-    def _perform(self, command: RunStep | ScheduleTimer | CancelStep) -> None:
+    # -- records that can be stored ----------------------------------------------------------------
+
+    def _storable(self, decision: Decision, trigger: Trigger) -> tuple[Decision, list[EventRecord]]:
+        """Encode the decision's records now, before they join a batch; a record that cannot be
+        stored turns into the failure of its step (or of the execution)."""
+        for _ in range(3):  # a replacement decision is checked again; it only holds our own messages
+            records: list[EventRecord] = []
+            for index, event in enumerate(decision.events):
+                record = to_record(self.execution_id, event)
+                problem, size = payload_problem(record.payload)
+                if not problem and isinstance(event, StepCompleted) and size > self._max_output_bytes:
+                    code = "OUTPUT_TOO_LARGE"
+                    message = (
+                        f"the output of step {event.step!r} is {size} bytes encoded, over the limit of "
+                        f"{self._max_output_bytes} (ORCH_MAX_STEP_OUTPUT_BYTES)"
+                    )
+                elif problem:
+                    code = "OUTPUT_NOT_SERIALIZABLE"
+                    message = f"{_what(event)} cannot be stored as JSON: {problem}"
+                else:
+                    records.append(record)
+                    continue
+                if isinstance(trigger, Start) and index == 0:
+                    raise InvalidRequest(
+                        f"the execution cannot be started: {message}", code="INPUT_NOT_SERIALIZABLE"
+                    )
+                log.warning("%s: %s", self.execution_id, message)
+                decision = self._fail_instead(decision, index, code, message, trigger.now)
+                break
+            else:
+                return decision, records
+        raise OrchestratorError(f"execution {self.execution_id!r}: cannot build a storable decision")
+
+    def _fail_instead(
+        self, decision: Decision, index: int, code: str, message: str, now: datetime
+    ) -> Decision:
+        """Keep the events before ``decision.events[index]``; in its place, fail its step (which
+        fails the execution) or, for an event that belongs to no step, the execution itself."""
+        kept = decision.events[:index]
+        bad = decision.events[index]
+        state = self.state.clone()
+        for event in kept:
+            evolve(state, event)
+        step_name = getattr(bad, "step", None)
+        step = state.steps.get(step_name) if step_name is not None else None
+        if step_name is not None and step is not None and not state.terminal:
+            attempt = int(getattr(bad, "attempt", step.attempt or 1))
+            if step.status != "running":
+                started = StepStarted(seq=state.last_seq + 1, timestamp=now, step=step_name, attempt=attempt)
+                evolve(state, started)
+                kept = [*kept, started]
+            errored = StepErrored(
+                now=now, step=step_name, attempt=attempt, error=message, code=code, retryable=False
+            )
+            failed = decide(state, errored)
+            if failed.events:
+                return Decision(failed.state, [*kept, *failed.events], failed.commands)
+        ended: Event = ExecutionFailed(
+            seq=state.last_seq + 1, timestamp=now, error=f"{code}: {message}", step=step_name
+        )
+        evolve(state, ended)
+        return Decision(state, [*kept, ended], [])
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    def _perform(self, command: RunStep | ScheduleTimer | CancelStep, *, resuming: bool = False) -> None:
         match command:
             case RunStep():
-                previous = self._tasks.pop(command.step, None)
+                previous = self._tasks.get(command.step)
+                if (
+                    resuming
+                    and previous is not None
+                    and not previous.done()
+                    and self._attempts.get(command.step) == command.attempt
+                ):
+                    return  # that attempt is in flight here already (a resume after a conflict)
+                self._tasks.pop(command.step, None)
                 if previous is not None:
                     previous.cancel()
                 task = asyncio.get_running_loop().create_task(self._run_step(command))
                 self._tasks[command.step] = task
+                self._attempts[command.step] = command.attempt
             case ScheduleTimer():
                 self._arm(command)
             case CancelStep():
@@ -193,7 +405,12 @@ class Execution:
 
     def detach(self) -> None:
         """Drop in-flight work without recording anything, as a crash would (host shutdown, tests).
-        The log stays as it is, and a later load + resume picks the execution up again."""
+        The log stays as it is, and a later load + resume picks the execution up again. An append
+        being retried stops too."""
+        self._detached = True
+        self._drop_work()
+
+    def _drop_work(self) -> None:
         for task in self._tasks.values():
             task.cancel()
         self._tasks.clear()
@@ -202,7 +419,7 @@ class Execution:
         self._timers.clear()
 
     def _finish(self) -> None:
-        self.detach()
+        self._drop_work()
         self._done.set()
         if self._on_terminal is not None:
             self._on_terminal(self)
@@ -210,3 +427,10 @@ class Execution:
     @property
     def in_flight(self) -> int:
         return len(self._tasks) + len(self._timers)
+
+
+def _what(event: Event) -> str:
+    if isinstance(event, StepCompleted):
+        return f"the output of step {event.step!r}"
+    step = getattr(event, "step", None)
+    return f"the {event.type} event of step {step!r}" if step else f"the {event.type} event"

@@ -4,7 +4,13 @@ A Ray actor is a whole process (0.2-0.9 s to create, ~60 MB), so by default exec
 a fixed set of async ``ExecutionHost`` actors, each execution assigned by a stable hash of its id.
 ``dedicated`` placement runs the same code in one host per execution, for isolation or for watching
 one execution in the Ray dashboard. A host that dies is restarted by Ray and, in its constructor,
-resumes the non-terminal executions it owns from the event store.
+resumes the non-terminal executions it owns from the event store; pooled host 0 also (re)creates the
+actors of ``dedicated`` executions, which no pooled host owns, so a full restart resumes them too.
+
+Hosts are detached named actors that outlive the server that made them. A host records the settings
+that decide who writes which execution (:func:`writer_fingerprint`: the store URL and the number of
+pooled hosts); the execution service replaces hosts whose fingerprint differs from its own, and a
+host refuses a start it does not own, so a settings change never makes two writers for one execution.
 """
 
 from __future__ import annotations
@@ -20,10 +26,10 @@ import ray
 
 from orchestrator.config import Settings, quiet_logging
 from orchestrator.core.decide import Start
-from orchestrator.core.errors import Conflict, NotFound
+from orchestrator.core.errors import Conflict, NotFound, OrchestratorError
 from orchestrator.core.state import ExecutionState
 from orchestrator.runtime.appender import BatchAppender
-from orchestrator.runtime.execution import Execution
+from orchestrator.runtime.execution import Execution, StoreHealth
 from orchestrator.runtime.ports import RunnerFactory
 from orchestrator.store import open_store
 
@@ -36,6 +42,12 @@ DEDICATED_NAME = "orch-exec-{execution_id}"
 def host_index(execution_id: str, count: int) -> int:
     """Stable across processes and restarts (unlike ``hash``)."""
     return zlib.crc32(execution_id.encode()) % count
+
+
+def writer_fingerprint(settings: Settings) -> str:
+    """What decides which process writes an execution's log: the store and the pooled host count.
+    Two processes that disagree on it could both think they own one execution."""
+    return f"{settings.store_url}|hosts={settings.execution_hosts}"
 
 
 class ExecutionHost:
@@ -57,7 +69,11 @@ class ExecutionHost:
         self.dedicated = dedicated
         self.store = open_store(settings.store_url)
         self.runner = runner_factory(settings)
+        self._runner_factory = runner_factory
+        self.revived_dedicated = 0
         self.appender = BatchAppender(self.store)
+        self.fingerprint = writer_fingerprint(settings)
+        self.health = StoreHealth()
         self.executions: dict[str, Execution] = {}
         self.recovered = 0
         self.recovery_seconds: float | None = None
@@ -72,22 +88,41 @@ class ExecutionHost:
 
     # -- public actor methods ----------------------------------------------------------------------
 
-    async def start(self, execution_id: str, trigger: Start) -> ExecutionState:
+    async def start(
+        self, execution_id: str, trigger: Start, *, fingerprint: str | None = None
+    ) -> ExecutionState:
+        if fingerprint is not None and fingerprint != self.fingerprint:
+            raise OrchestratorError(
+                f"execution host {self.index} was created with other settings ({self.fingerprint!r}, "
+                f"not {fingerprint!r}); it must be replaced before it takes new executions",
+                code="HOST_SETTINGS_MISMATCH",
+                status=503,
+            )
+        if not self._owns(execution_id, trigger.placement):
+            raise OrchestratorError(
+                f"execution {execution_id!r} does not belong to execution host {self.index} of {self.count}",
+                code="HOST_SETTINGS_MISMATCH",
+                status=503,
+            )
         execution = self.executions.get(execution_id)
         if execution is None:
             execution = self._new(execution_id)
             self.executions[execution_id] = execution
-            state = await execution.start(trigger)
+            try:
+                state = await execution.start(trigger)
+            except BaseException:
+                self.executions.pop(execution_id, None)  # nothing was recorded: forget it
+                raise
             if state.terminal:
                 self.executions.pop(execution_id, None)
         return execution.state
 
     async def wait(self, execution_id: str, timeout: float | None = None) -> ExecutionState:
-        execution = self.executions.get(execution_id) or self._load(execution_id)
+        execution = self.executions.get(execution_id) or await self._load(execution_id)
         return await execution.wait(timeout)
 
     async def cancel(self, execution_id: str, reason: str = "Execution was cancelled") -> ExecutionState:
-        execution = self.executions.get(execution_id) or self._load(execution_id)
+        execution = self.executions.get(execution_id) or await self._load(execution_id)
         if execution.state.terminal:
             raise Conflict(
                 f"execution {execution_id!r} already finished with status {execution.state.status!r}",
@@ -102,8 +137,19 @@ class ExecutionHost:
             "dedicated": self.dedicated,
             "live_executions": len(self.executions),
             "recovered": self.recovered,
+            "revived_dedicated": self.revived_dedicated,
             "recovery_seconds": self.recovery_seconds,
+            "fingerprint": self.fingerprint,
+            "append_failures": self.health.append_failures,
+            "last_store_error": self.health.last_store_error,
+            "last_store_error_at": (
+                self.health.last_store_error_at.isoformat() if self.health.last_store_error_at else None
+            ),
+            "stalled_executions": len(self.health.stalled),
         }
+
+    async def writer_fingerprint(self) -> str:
+        return self.fingerprint
 
     async def ready(self) -> bool:
         await self._recovery
@@ -118,11 +164,16 @@ class ExecutionHost:
             runner=self.runner,
             on_terminal=self._terminal,
             appender=self.appender,
+            max_output_bytes=self.settings.max_step_output_bytes,
+            health=self.health,
         )
 
-    def _load(self, execution_id: str) -> Execution:
+    async def _load(self, execution_id: str) -> Execution:
         execution = self._new(execution_id)
-        state = execution.load()
+        state = await execution.reload()
+        current = self.executions.get(execution_id)
+        if current is not None:  # loaded meanwhile by another call
+            return current
         if state.last_seq == 0:
             raise NotFound(f"execution {execution_id!r} not found", code="EXECUTION_NOT_FOUND")
         if not state.terminal:
@@ -147,10 +198,15 @@ class ExecutionHost:
             for execution_id in ids:
                 if execution_id in self.executions:
                     continue
-                row = self.store.get_execution(execution_id)
-                if row is None or not self._owns(execution_id, row.placement):
+                row = await asyncio.to_thread(self.store.get_execution, execution_id)
+                if row is None:
                     continue
-                self._load(execution_id)
+                if row.placement == "dedicated" and self.dedicated is None and self.index == 0:
+                    self._revive_dedicated(execution_id)
+                    continue
+                if not self._owns(execution_id, row.placement):
+                    continue
+                await self._load(execution_id)
                 self.recovered += 1
                 if self.recovered % 200 == 0:
                     await asyncio.sleep(0)  # let requests in while a large backlog resumes
@@ -164,6 +220,15 @@ class ExecutionHost:
                 )
         except Exception:
             log.exception("recovery failed on host %s", self.index)
+
+    def _revive_dedicated(self, execution_id: str) -> None:
+        """A dedicated execution has no pooled owner: (re)create its actor, which resumes it.
+        ``get_if_exists`` makes this a lookup when the actor is alive."""
+        try:
+            dedicated_host(self.settings, execution_id, self._runner_factory)
+            self.revived_dedicated += 1
+        except Exception:
+            log.exception("cannot recreate the dedicated host of %s", execution_id)
 
     async def _prune_forever(self, days: float) -> None:
         """Retention: one pooled host prunes finished executions older than ``days``, hourly."""

@@ -2,11 +2,16 @@
 
 It lives in the ingress process. Reads go straight to the event store (a fold of the log, no actor
 hop); writes go to the execution's host, the single writer of its log.
+
+``get``, ``events`` and ``list`` are synchronous (the routes run them on a worker thread; the stores
+keep one connection per thread, so that is safe); the async methods keep their own store calls off
+the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -17,13 +22,22 @@ from orchestrator.config import Settings
 from orchestrator.core.decide import Start
 from orchestrator.core.definitions import WorkflowDef
 from orchestrator.core.errors import Conflict, NotFound
-from orchestrator.core.events import from_record
+from orchestrator.core.events import EVENT_TYPES, EventRecord, from_record
 from orchestrator.core.ids import new_execution_id
 from orchestrator.core.state import ExecutionState, fold
 from orchestrator.ray_errors import orchestrator_cause
-from orchestrator.runtime.host import DEDICATED_NAME, dedicated_host, host_index, pooled_host
+from orchestrator.runtime.host import (
+    DEDICATED_NAME,
+    HOST_NAME,
+    dedicated_host,
+    host_index,
+    pooled_host,
+    writer_fingerprint,
+)
 from orchestrator.runtime.ports import RunnerFactory
-from orchestrator.store.base import EventStore, Page
+from orchestrator.store.base import EventStore, IdempotencyKeyTaken, Page
+
+log = logging.getLogger(__name__)
 
 
 class ExecutionService:
@@ -33,16 +47,50 @@ class ExecutionService:
         self.settings = settings
         self.store = store
         self.runner_factory = runner_factory
+        self.fingerprint = writer_fingerprint(settings)
         self.hosts = [
             pooled_host(settings, index, runner_factory) for index in range(settings.execution_hosts)
         ]
         self._ready = False
+        self._checked: asyncio.Task[None] | None = None
 
     async def ready(self) -> bool:
         if not self._ready:
+            await self._check_hosts()
             await asyncio.gather(*(host.ready.remote() for host in self.hosts))
             self._ready = True
         return True
+
+    async def _check_hosts(self) -> None:
+        """Detached hosts outlive the server that made them: replace any created with other writer
+        settings (store URL, host count), and retire pooled hosts beyond the configured count, so
+        no execution ever has two writers. Each replacement resumes its executions from the store."""
+        if self._checked is None:
+            self._checked = asyncio.get_running_loop().create_task(self._replace_stale_hosts())
+        await asyncio.shield(self._checked)
+
+    async def _replace_stale_hosts(self) -> None:
+        fingerprints = await asyncio.gather(
+            *(host.writer_fingerprint.remote() for host in self.hosts), return_exceptions=True
+        )
+        for index, fingerprint in enumerate(fingerprints):
+            if fingerprint != self.fingerprint:
+                log.warning(
+                    "execution host %d was created with other settings (%r); replacing it", index, fingerprint
+                )
+                ray.kill(self.hosts[index], no_restart=True)
+                self.hosts[index] = await _recreated(
+                    lambda index=index: pooled_host(self.settings, index, self.runner_factory)
+                )
+        index = len(self.hosts)
+        while True:  # hosts left over from a larger ORCH_EXECUTION_HOSTS
+            try:
+                extra = ray.get_actor(HOST_NAME.format(index=index), namespace=self.settings.namespace)
+            except ValueError:
+                break
+            log.warning("retiring execution host %d (ORCH_EXECUTION_HOSTS is now %d)", index, len(self.hosts))
+            ray.kill(extra, no_restart=True)
+            index += 1
 
     async def host_stats(self) -> list[dict[str, Any]]:
         return list(await asyncio.gather(*(host.stats.remote() for host in self.hosts)))
@@ -62,10 +110,13 @@ class ExecutionService:
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> ExecutionState:
+        await self._check_hosts()
         execution_id = new_execution_id()
         if idempotency_key:
-            bound = self.store.claim_idempotency_key(idempotency_key, execution_id)
-            if bound != execution_id:  # a resubmission: answer with the original execution
+            # The key is bound by the execution's first append, in its transaction: a start that
+            # fails records neither, and the next submission starts afresh.
+            bound = await asyncio.to_thread(self.store.idempotency_key_owner, idempotency_key)
+            if bound is not None:  # a resubmission: answer with the original execution
                 return await self._original(bound, wait=wait)
         if timeout is None:
             timeout = self.settings.default_timeout
@@ -85,7 +136,12 @@ class ExecutionService:
             idempotency_key=idempotency_key,
         )
         host = self._host(execution_id, placement, create=True)
-        state = await _call(host.start.remote(execution_id, trigger))
+        try:
+            state = await _call(host.start.remote(execution_id, trigger, fingerprint=self.fingerprint))
+        except IdempotencyKeyTaken as exc:  # a concurrent submission with the same key won
+            if placement == "dedicated":
+                _kill_quietly(host)
+            return await self._original(exc.execution_id, wait=wait)
         if wait and not state.terminal:
             # a synchronous caller waits at most sync_timeout; the execution itself goes on
             state = await _call(host.wait.remote(execution_id, self.settings.sync_timeout))
@@ -97,33 +153,36 @@ class ExecutionService:
                 return (
                     await self.wait(execution_id, self.settings.sync_timeout)
                     if wait
-                    else self.get(execution_id)
+                    else await asyncio.to_thread(self.get, execution_id)
                 )
             except NotFound:
                 await asyncio.sleep(0.05)
-        return self.get(execution_id)
+        return await asyncio.to_thread(self.get, execution_id)
 
     def get(self, execution_id: str) -> ExecutionState:
-        records = self.store.load(execution_id)
-        if not records:
-            raise NotFound(f"execution {execution_id!r} not found", code="EXECUTION_NOT_FOUND")
+        records = self._execution_records(execution_id)
         return fold(execution_id, (from_record(record) for record in records))
 
     def events(self, execution_id: str) -> list[dict[str, Any]]:
+        return [from_record(record).public() for record in self._execution_records(execution_id)]
+
+    def _execution_records(self, execution_id: str) -> list[EventRecord]:
+        """The log of an execution; a missing stream, or one that is not an execution's (plans are
+        streams in the same store), is not found."""
         records = self.store.load(execution_id)
-        if not records:
+        if not records or records[0].type not in EVENT_TYPES:
             raise NotFound(f"execution {execution_id!r} not found", code="EXECUTION_NOT_FOUND")
-        return [from_record(record).public() for record in records]
+        return records
 
     async def wait(self, execution_id: str, timeout: float | None = None) -> ExecutionState:
-        state = self.get(execution_id)
+        state = await asyncio.to_thread(self.get, execution_id)
         if state.terminal:
             return state
         host = self._host(execution_id, state.placement, create=True)
         return await _call(host.wait.remote(execution_id, timeout))
 
     async def cancel(self, execution_id: str) -> ExecutionState:
-        state = self.get(execution_id)
+        state = await asyncio.to_thread(self.get, execution_id)
         if state.terminal:
             raise Conflict(
                 f"execution {execution_id!r} already finished with status {state.status!r}",
@@ -147,6 +206,23 @@ class ExecutionService:
                     self.settings, execution_id, self.runner_factory
                 )  # resumes from the store if it exists
         return self.hosts[host_index(execution_id, len(self.hosts))]
+
+
+async def _recreated(create: Any) -> Any:
+    """A killed named actor's name is freed asynchronously: retry the creation until it is."""
+    for _ in range(100):
+        try:
+            return create()
+        except ValueError:  # the name is still taken by the dying actor
+            await asyncio.sleep(0.1)
+    return create()
+
+
+def _kill_quietly(handle: Any) -> None:
+    try:
+        ray.kill(handle, no_restart=True)
+    except Exception:
+        log.debug("could not kill %r", handle, exc_info=True)
 
 
 async def _call(ref: Any) -> ExecutionState:

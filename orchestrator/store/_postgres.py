@@ -34,7 +34,9 @@ from orchestrator.store import check_sequence, latest_versions, version_key
 from orchestrator.store._sql import (
     SELECT_EVENT,
     SELECT_EXECUTION,
+    claim_on_start,
     execution_params,
+    idempotency_owner_sql,
     list_executions_sql,
     row_to_execution,
     upsert_execution_sql,
@@ -43,8 +45,10 @@ from orchestrator.store.base import (
     AppendItem,
     EventStore,
     ExecutionRow,
+    IdempotencyKeyTaken,
     Page,
     WorkflowRecord,
+    started_idempotency_key,
 )
 
 # Any constant works as long as every process uses the same one; this is "orchschm" in ASCII.
@@ -105,6 +109,7 @@ _SCHEMA = (
 )
 
 _UPSERT_EXECUTION = upsert_execution_sql("%s")
+_IDEMPOTENCY_OWNER = idempotency_owner_sql("%s")
 _TERMINAL = sorted(TERMINAL_STATUSES)
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -253,6 +258,9 @@ class PostgresEventStore(EventStore):
                     f"execution {execution_id!r}: seq {records[0].seq} was appended concurrently by "
                     "another writer; reload the execution and decide again"
                 ) from exc
+        key = started_idempotency_key(records)
+        if key is not None:
+            _claim_on_start(conn, key, execution_id)
         if projection is not None:
             conn.execute(_UPSERT_EXECUTION, execution_params(projection, _utc))
 
@@ -365,6 +373,11 @@ class PostgresEventStore(EventStore):
             ).fetchone()
         return str(bound)
 
+    def idempotency_key_owner(self, key: str) -> str | None:
+        with self._tx() as conn:
+            row = conn.execute(_IDEMPOTENCY_OWNER, (key,)).fetchone()
+        return str(row[0]) if row is not None else None
+
     # -- workflow registry ------------------------------------------------------------------------------
     def put_workflow(self, record: WorkflowRecord) -> None:
         definition = json.dumps(record.definition, separators=(",", ":"))
@@ -413,3 +426,13 @@ class PostgresEventStore(EventStore):
                 "SELECT workflow_id, version, definition, registered_at FROM workflows"
             ).fetchall()
         return latest_versions(_row_to_workflow(row) for row in rows)
+
+
+def _claim_on_start(conn: Any, key: str, execution_id: str) -> None:
+    """Inside the first append's transaction: its events and its key are written together or not at all."""
+    holder = claim_on_start(conn, "%s", key, execution_id, lock="FOR UPDATE")
+    if holder is not None:
+        raise IdempotencyKeyTaken(
+            f"idempotency key {key!r} is bound to execution {holder!r}; answer with that execution",
+            details={"execution_id": holder},
+        )

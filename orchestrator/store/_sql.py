@@ -93,3 +93,41 @@ def list_executions_sql(
         f"LIMIT {placeholder} OFFSET {placeholder}"
     )
     return count_sql, page_sql, params
+
+
+def claim_on_start(conn: Any, placeholder: str, key: str, execution_id: str, *, lock: str = "") -> str | None:
+    """Inside an execution's first append: bind ``key`` to it, or take the key over from an execution
+    that has no events (only a claim made apart from an append can leave one). Returns the other
+    execution that holds the key, if one does.
+
+    Separate statements, not one upsert: under PostgreSQL's READ COMMITTED each statement sees what
+    committed before it, so a concurrent start's events are seen once its key row is (``lock`` is
+    ``FOR UPDATE`` there; SQLite's single writer needs none)."""
+    conn.execute(
+        f"INSERT INTO idempotency_keys (key, execution_id) VALUES ({placeholder}, {placeholder}) "
+        "ON CONFLICT (key) DO NOTHING",
+        (key, execution_id),
+    )
+    row = conn.execute(
+        f"SELECT execution_id FROM idempotency_keys WHERE key = {placeholder} {lock}", (key,)
+    ).fetchone()
+    holder = str(row[0])
+    if holder == execution_id:
+        return None
+    has_events = conn.execute(
+        f"SELECT 1 FROM events WHERE execution_id = {placeholder} LIMIT 1", (holder,)
+    ).fetchone()
+    if has_events is not None:
+        return holder
+    conn.execute(
+        f"UPDATE idempotency_keys SET execution_id = {placeholder} WHERE key = {placeholder}",
+        (execution_id, key),
+    )
+    return None
+
+
+def idempotency_owner_sql(placeholder: str) -> str:
+    return (
+        f"SELECT k.execution_id FROM idempotency_keys k WHERE k.key = {placeholder} "
+        "AND EXISTS (SELECT 1 FROM events e WHERE e.execution_id = k.execution_id)"
+    )

@@ -37,7 +37,9 @@ from orchestrator.store import check_sequence, latest_versions, version_key
 from orchestrator.store._sql import (
     SELECT_EVENT,
     SELECT_EXECUTION,
+    claim_on_start,
     execution_params,
+    idempotency_owner_sql,
     list_executions_sql,
     row_to_execution,
     upsert_execution_sql,
@@ -46,8 +48,10 @@ from orchestrator.store.base import (
     AppendItem,
     EventStore,
     ExecutionRow,
+    IdempotencyKeyTaken,
     Page,
     WorkflowRecord,
+    started_idempotency_key,
 )
 
 _SCHEMA = """
@@ -97,6 +101,7 @@ CREATE TABLE IF NOT EXISTS workflows (
 """
 
 _UPSERT_EXECUTION = upsert_execution_sql("?")
+_IDEMPOTENCY_OWNER = idempotency_owner_sql("?")
 _TERMINAL = tuple(sorted(TERMINAL_STATUSES))
 # SQLite's default limit on bound parameters is 32766 since 3.32; stay far below it.
 _IN_CHUNK = 500
@@ -277,6 +282,9 @@ class SQLiteEventStore(EventStore):
                     f"execution {execution_id!r}: seq {records[0].seq} already exists; "
                     "reload the execution and decide again"
                 ) from exc
+        key = started_idempotency_key(records)
+        if key is not None:
+            _claim_on_start(conn, key, execution_id)
         if projection is not None:
             conn.execute(_UPSERT_EXECUTION, execution_params(projection, _ts))
 
@@ -402,6 +410,11 @@ class SQLiteEventStore(EventStore):
             ).fetchone()
         return str(bound)
 
+    def idempotency_key_owner(self, key: str) -> str | None:
+        with self._read() as conn:
+            row = conn.execute(_IDEMPOTENCY_OWNER, (key,)).fetchone()
+        return str(row[0]) if row is not None else None
+
     # -- workflow registry ------------------------------------------------------------------------------
     def put_workflow(self, record: WorkflowRecord) -> None:
         with self._write() as conn:
@@ -464,3 +477,13 @@ def _row_to_workflow(row: tuple[Any, ...]) -> WorkflowRecord:
         definition=json.loads(definition),
         registered_at=_parse_ts(registered_at),
     )
+
+
+def _claim_on_start(conn: Any, key: str, execution_id: str) -> None:
+    """Inside the first append's transaction: its events and its key are written together or not at all."""
+    holder = claim_on_start(conn, "?", key, execution_id)
+    if holder is not None:
+        raise IdempotencyKeyTaken(
+            f"idempotency key {key!r} is bound to execution {holder!r}; answer with that execution",
+            details={"execution_id": holder},
+        )

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.core.errors import ConcurrencyConflict
 from orchestrator.core.events import EventRecord
 
 
@@ -61,6 +62,28 @@ class Page(BaseModel):
 AppendItem = tuple[str, Sequence[EventRecord], ExecutionRow | None]
 
 
+class IdempotencyKeyTaken(ConcurrencyConflict):
+    """The first append of an execution claimed an idempotency key already bound to another
+    execution: nothing was written, and the request should be answered with that execution.
+
+    A conflict, so a group-commit batch that holds it is retried item by item like any other."""
+
+    code = "IDEMPOTENCY_KEY_TAKEN"
+
+    @property
+    def execution_id(self) -> str:
+        details = self.details if isinstance(self.details, dict) else {}
+        return str(details.get("execution_id", ""))
+
+
+def started_idempotency_key(records: Sequence[EventRecord]) -> str | None:
+    """The idempotency key an append claims: the one an ``execution.started`` at seq 1 carries."""
+    if records and records[0].seq == 1 and records[0].type == "execution.started":
+        key = records[0].payload.get("idempotency_key")
+        return str(key) if key else None
+    return None
+
+
 class EventStore(abc.ABC):
     """Abstract event store. Backends: SQLite (embedded default) and PostgreSQL."""
 
@@ -77,6 +100,12 @@ class EventStore(abc.ABC):
 
         Raises ConcurrencyConflict when any ``(execution_id, seq)`` already exists, or when the first
         record's seq is not exactly one more than the log's last seq.
+
+        An ``execution.started`` record at seq 1 carrying an ``idempotency_key`` binds that key to the
+        execution in the same transaction (so a key never names an execution without events). A key
+        bound to another execution that has events raises :class:`IdempotencyKeyTaken` and writes
+        nothing; a key bound to an execution without events (a claim whose start never got recorded)
+        is taken over.
         """
 
     def append_batch(self, items: Sequence[AppendItem]) -> None:
@@ -132,7 +161,14 @@ class EventStore(abc.ABC):
     # -- idempotency ---------------------------------------------------------------------------------
     @abc.abstractmethod
     def claim_idempotency_key(self, key: str, execution_id: str) -> str:
-        """Bind ``key`` to ``execution_id`` unless already bound; return the execution id bound to it."""
+        """Bind ``key`` to ``execution_id`` unless already bound; return the execution id bound to it.
+
+        A claim made apart from the execution's first append can outlive a start that never got
+        recorded; :meth:`append` takes such a claim over. Starts bind their key through ``append``."""
+
+    def idempotency_key_owner(self, key: str) -> str | None:
+        """The execution ``key`` is bound to, if that execution has events (else None)."""
+        raise NotImplementedError(f"{type(self).__name__} does not look up idempotency keys")
 
     # -- workflow registry ---------------------------------------------------------------------------
     @abc.abstractmethod
