@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from agents.connectors.base import (
 )
 from agents.llm import make_provider
 from agents.llm.base import LLMRequest
+from agents.redaction import Redactor
 from agents.registry import AgentConfig, ConnectorConfig, Registry, make_connector
 from orchestrator.config import Settings, quiet_logging
 from orchestrator.core.errors import AgentUnavailable, NotFound, OrchestratorError, StepError
@@ -98,7 +100,13 @@ def provider_for(connector: ConnectorConfig, settings: Settings) -> Any:
 
 
 class AgentActor:
-    def __init__(self, agent: AgentConfig, connector: ConnectorConfig | None, settings: Settings) -> None:
+    def __init__(
+        self,
+        agent: AgentConfig,
+        connector: ConnectorConfig | None,
+        settings: Settings,
+        secrets: Sequence[str] = (),
+    ) -> None:
         quiet_logging()
         self.agent = agent
         self.connector_config = connector
@@ -114,10 +122,14 @@ class AgentActor:
             "last_error": None,
         }
         self._lock = asyncio.Lock()
+        self.redactor = Redactor()
         if connector is not None:
             self.connector = make_connector(
-                connector, llm_provider_factory=lambda: provider_for(connector, settings)
+                connector,
+                llm_provider_factory=lambda: provider_for(connector, settings),
+                secrets=secrets,
             )
+            self.redactor = self.connector.redactor
         else:
             self.health.update(
                 status="unhealthy", last_error=f"connector {agent.connector!r} is not configured"
@@ -128,6 +140,12 @@ class AgentActor:
     # -- public actor methods ----------------------------------------------------------------------
 
     async def call(
+        self, capability: str, parameters: dict[str, Any], mode: str, context: dict[str, Any]
+    ) -> Any:
+        with self._scrubbed():
+            return await self._call(capability, parameters, mode, context)
+
+    async def _call(
         self, capability: str, parameters: dict[str, Any], mode: str, context: dict[str, Any]
     ) -> Any:
         spec = self._capability(capability)
@@ -149,12 +167,13 @@ class AgentActor:
 
     async def complete(self, request: dict[str, Any]) -> Any:
         """Run an ``llm`` workflow step through this agent's provider (llm connectors only)."""
-        connector = await self._available()
-        provider = getattr(connector, "provider", None)
-        if provider is None:
-            raise StepError(f"agent {self.agent.id!r} has no LLM provider", retryable=False)
-        result = await provider.complete(LLMRequest(**request))
-        return result.output
+        with self._scrubbed():
+            connector = await self._available()
+            provider = getattr(connector, "provider", None)
+            if provider is None:
+                raise StepError(f"agent {self.agent.id!r} has no LLM provider", retryable=False)
+            result = await provider.complete(LLMRequest(**request))
+            return result.output
 
     async def describe(self) -> dict[str, Any]:
         return {
@@ -172,6 +191,17 @@ class AgentActor:
 
     # -- internals ---------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _scrubbed(self) -> Iterator[None]:
+        """The actor's boundary: what leaves it becomes a step error and an event, so it carries none of
+        the connector's secrets, and no chained driver exception (Ray would put its text in a traceback)."""
+        try:
+            yield
+        except OrchestratorError as exc:
+            raise self.redactor.error(exc) from None
+        except Exception as exc:
+            raise StepError(self.redactor.text(f"{type(exc).__name__}: {exc}")) from None
+
     @property
     def capabilities(self) -> list[CapabilitySpec]:
         declared = {c.name: c for c in self.agent.capabilities}
@@ -187,8 +217,9 @@ class AgentActor:
         for spec in self.capabilities:
             if spec.name == name:
                 return spec
-        if self.agent.capabilities or self.discovered:
-            known = ", ".join(c.name for c in self.capabilities)
+        undeclared_ok = self.connector is None or self.connector.allows_undeclared
+        if self.agent.capabilities or self.discovered or not undeclared_ok:
+            known = ", ".join(c.name for c in self.capabilities) or "none declared"
             raise ConnectorCallError(
                 f"agent {self.agent.id!r} has no capability {name!r} (known: {known})",
                 code="UNKNOWN_CAPABILITY",
@@ -274,7 +305,7 @@ class AgentActor:
             status="unhealthy" if failures >= threshold else "degraded",
             last_check=_now(),
             consecutive_failures=failures,
-            last_error=message,
+            last_error=self.redactor.text(message),
         )
 
 
@@ -303,6 +334,7 @@ def start_agent_actors(registry: Registry, settings: Settings) -> dict[str, Any]
     for agent in registry.agents.values():
         if not agent.enabled:
             continue
+        connector = registry.connector_for(agent)
         handles[agent.id] = RemoteAgentActor.options(
             name=actor_name(agent.id),
             namespace=settings.namespace,
@@ -312,7 +344,7 @@ def start_agent_actors(registry: Registry, settings: Settings) -> dict[str, Any]
             max_restarts=-1,
             max_task_retries=0,
             max_concurrency=1000,
-        ).remote(agent, registry.connector_for(agent), settings)
+        ).remote(agent, connector, settings, registry.secrets.get(connector.name, []) if connector else [])
     return handles
 
 

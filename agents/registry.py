@@ -182,6 +182,9 @@ class Registry(BaseModel):
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
+    # per connector name, the values expanded from ${ENV_VAR} placeholders: its agent scrubs them from
+    # everything it reports. Kept out of dumps and reprs.
+    secrets: dict[str, list[str]] = Field(default_factory=dict, exclude=True, repr=False)
 
     def get(self, agent_id: str) -> AgentConfig:
         """The agent with this id; raises ``NotFound`` (``AGENT_NOT_FOUND``) so routes answer 404 directly.
@@ -212,9 +215,11 @@ def expand_placeholders(
     environ: dict[str, str] | None = None,
     warnings: list[str] | None = None,
     where: str = "",
+    expanded: set[str] | None = None,
 ) -> Any:
     """Expand ``${ENV_VAR}`` and ``${data_dir}`` in every string of a nested structure. Missing variables
-    become empty strings plus a warning in ``warnings``, so one unset secret does not stop the server."""
+    become empty strings plus a warning in ``warnings``, so one unset secret does not stop the server.
+    The values taken from the environment are added to ``expanded``: they are treated as secrets."""
     env = os.environ if environ is None else environ
     data = str(data_dir.expanduser().resolve())
 
@@ -223,6 +228,8 @@ def expand_placeholders(
         if name == "data_dir":
             return data
         if name in env:
+            if expanded is not None:
+                expanded.add(env[name])
             return env[name]
         if warnings is not None:
             message = f"environment variable {name!r} is not set (used in {where or 'configuration'})"
@@ -256,6 +263,7 @@ def load_registry(
     ones by agent id / connector name. Raises :class:`AgentConfigError` for a file that does not parse or an
     entry that is invalid, because running with half a configuration hides the mistake."""
     registry = Registry()
+    inline_secrets: dict[str, set[str]] = {}
     sources = [SHIPPED_CONFIG_DIR] if include_shipped else []
     sources.extend(Path(d) for d in dirs)
     for directory in sources:
@@ -263,7 +271,7 @@ def load_registry(
             registry.warnings.append(f"agents directory {str(directory)!r} does not exist")
             continue
         for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
-            _load_file(path, registry, data_dir=data_dir, environ=environ)
+            _load_file(path, registry, data_dir=data_dir, environ=environ, inline_secrets=inline_secrets)
 
     # An agent may carry its connection inline (``connector_type: postgres`` + ``connector_config: {url}``);
     # give it a connector of its own unless a declared one with that name exists.
@@ -276,6 +284,7 @@ def load_registry(
             registry.connectors[agent.connector] = ConnectorConfig(
                 name=agent.connector, type=kind, config=inline
             )
+            registry.secrets[agent.connector] = sorted(inline_secrets.get(agent.id, ()))
 
     for agent in registry.agents.values():
         if agent.connector not in registry.connectors:
@@ -285,7 +294,14 @@ def load_registry(
     return registry
 
 
-def _load_file(path: Path, registry: Registry, *, data_dir: Path, environ: dict[str, str] | None) -> None:
+def _load_file(
+    path: Path,
+    registry: Registry,
+    *,
+    data_dir: Path,
+    environ: dict[str, str] | None,
+    inline_secrets: dict[str, set[str]],
+) -> None:
     try:
         document = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except (OSError, yaml.YAMLError) as exc:
@@ -300,17 +316,17 @@ def _load_file(path: Path, registry: Registry, *, data_dir: Path, environ: dict[
 
     for index, raw in enumerate(_as_list(document.get("connectors"), path, "connectors")):
         where = f"connectors[{index}]"
+        expanded: set[str] = set()
         if isinstance(raw, dict) and "config" in raw:
             name = raw.get("name", where)
-            raw = {
-                **raw,
-                "config": _expand(raw["config"], data_dir, environ, registry, f"connector {name!r}"),
-            }
+            config = _expand(raw["config"], data_dir, environ, registry, f"connector {name!r}", expanded)
+            raw = {**raw, "config": config}
         try:
             connector = ConnectorConfig.model_validate(raw)
         except ValidationError as exc:
             raise _config_error(path, where, exc) from exc
         registry.connectors[connector.name] = connector
+        registry.secrets[connector.name] = sorted(expanded)
 
     for index, raw in enumerate(_as_list(document.get("agents"), path, "agents")):
         where = f"agents[{index}]"
@@ -322,17 +338,24 @@ def _load_file(path: Path, registry: Registry, *, data_dir: Path, environ: dict[
                 details=[{**e, "field": f"{where}.{e['field']}".rstrip(".")} for e in errors],
             )
         assert isinstance(raw, dict)  # _check_agent reports anything else as an error
+        expanded_inline: set[str] = set()
         if "connector_config" in raw:
             raw = {
                 **raw,
                 "connector_config": _expand(
-                    raw["connector_config"], data_dir, environ, registry, f"agent {raw['id']!r}"
+                    raw["connector_config"],
+                    data_dir,
+                    environ,
+                    registry,
+                    f"agent {raw['id']!r}",
+                    expanded_inline,
                 ),
             }
         try:
             agent = AgentConfig.model_validate(raw)
         except ValidationError as exc:
             raise _config_error(path, where, exc) from exc
+        inline_secrets[agent.id] = expanded_inline
         registry.warnings.extend(f"{message} (agent {agent.id!r})" for message in warnings)
         registry.agents[agent.id] = agent
 
@@ -346,10 +369,20 @@ def _as_list(value: Any, path: Path, key: str) -> list[Any]:
 
 
 def _expand(
-    value: Any, data_dir: Path, environ: dict[str, str] | None, registry: Registry, where: str
+    value: Any,
+    data_dir: Path,
+    environ: dict[str, str] | None,
+    registry: Registry,
+    where: str,
+    expanded: set[str],
 ) -> Any:
     return expand_placeholders(
-        value, data_dir=data_dir, environ=environ, warnings=registry.warnings, where=where
+        value,
+        data_dir=data_dir,
+        environ=environ,
+        warnings=registry.warnings,
+        where=where,
+        expanded=expanded,
     )
 
 
@@ -565,25 +598,28 @@ def make_connector(
     config: ConnectorConfig,
     *,
     llm_provider_factory: Callable[[], LLMProvider] | None = None,
+    secrets: Iterable[str] = (),
 ) -> Connector:
     """Build the connector for a configuration. Implementations are imported here, lazily, so loading the
     registry never pulls in the MCP SDK, psycopg or an LLM client that no agent uses."""
     if config.type == "mcp":
         from agents.connectors.mcp import MCPConnector
 
-        return MCPConnector(config.name, config.config)
+        return MCPConnector(config.name, config.config, secrets=secrets)
     if config.type == "sql":
         from agents.connectors.sql import SQLConnector
 
-        return SQLConnector(config.name, config.config)
+        return SQLConnector(config.name, config.config, secrets=secrets)
     if config.type == "http":
         from agents.connectors.http import HTTPConnector
 
-        return HTTPConnector(config.name, config.config)
+        return HTTPConnector(config.name, config.config, secrets=secrets)
     if config.type == "llm":
         from agents.connectors.llm import LLMConnector
 
-        return LLMConnector(config.name, config.config, provider_factory=llm_provider_factory)
+        return LLMConnector(
+            config.name, config.config, provider_factory=llm_provider_factory, secrets=secrets
+        )
     raise AgentConfigError(f"connector {config.name!r} has unknown type {config.type!r}")
 
 

@@ -79,7 +79,6 @@ def running_server(*, placement: str, fast_proxy: bool, startup_timeout: float =
         "ORCH_NAMESPACE": namespace,
         "ORCH_PLACEMENT": placement,
         "ORCH_EXECUTION_HOSTS": os.environ.get("ORCH_EXECUTION_HOSTS", "2"),
-        "RAY_AUTH_MODE": "disabled",
     }
     if fast_proxy:
         env.update(FAST_PROXY_ENV)

@@ -96,7 +96,6 @@ def _own_server(*, throughput: bool, ha_proxy: bool) -> Iterator[str]:
             "ORCH_HOST": "127.0.0.1",
             "ORCH_NAMESPACE": f"orchestrator-bench-{os.getpid()}",
             "ORCH_LLM_PROVIDER": "offline",  # the overhead excludes LLM time by definition
-            "RAY_AUTH_MODE": "disabled",
         }
     )
     from orchestrator.server.cli import start_server, stop_server

@@ -92,10 +92,14 @@ def server(tmp_path_factory: pytest.TempPathFactory, openai_server: ScriptedOpen
         "ORCH_AGENTS_DIR": str(agents_dir),
         "ORCH_NAMESPACE": namespace,
         "ORCH_EXECUTION_HOSTS": "2",
-        "RAY_AUTH_MODE": "disabled",
     }
-    saved = {key: os.environ.get(key) for key in [*env, "RAY_ADDRESS"]}
+    # RAY_AUTH_MODE stays unset, as for a user: start_server keeps Ray's token auth on
+    saved = {
+        key: os.environ.get(key) for key in [*env, "RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"]
+    }
     os.environ.pop("RAY_ADDRESS", None)
+    os.environ.pop("RAY_AUTH_MODE", None)
+    os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
     os.environ.update(env)
     from orchestrator.server.cli import start_server, stop_server
 

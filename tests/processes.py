@@ -41,8 +41,9 @@ def start_server_process(
     port: int, data_dir: Path, namespace: str, log_path: Path
 ) -> subprocess.Popen[bytes]:
     """``orchestrate serve`` in a new session, with a clean ORCH_* environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCH_", "RAY_ADDRESS"))}
-    env.update(ORCH_NAMESPACE=namespace, RAY_AUTH_MODE="disabled")
+    # as a user runs it: Ray's token auth on, with the token the server generates in its data directory
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCH_", "RAY_ADDRESS", "RAY_AUTH"))}
+    env.update(ORCH_NAMESPACE=namespace)
     command = [
         sys.executable,
         "-m",

@@ -9,11 +9,13 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 
+from agents.actor import AgentActor
 from agents.connectors.base import (
     CallContext,
     CapabilitySpec,
@@ -23,6 +25,8 @@ from agents.connectors.base import (
     ConnectorUnavailable,
 )
 from agents.connectors.http import HTTPConnector
+from agents.registry import AgentConfig, ConnectorConfig
+from orchestrator.config import Settings
 
 
 def build_app() -> FastAPI:
@@ -67,6 +71,29 @@ def build_app() -> FastAPI:
     async def slow() -> dict[str, bool]:
         await asyncio.sleep(2)
         return {"late": True}
+
+    @app.get("/api/redirect-here")
+    async def redirect_here() -> RedirectResponse:
+        return RedirectResponse("/api/text", status_code=302)
+
+    @app.get("/api/redirect-away")
+    async def redirect_away(request: Request) -> RedirectResponse:
+        # "localhost" is another origin than the base URL's 127.0.0.1, though the same server
+        return RedirectResponse(f"http://localhost:{request.url.port}/api/steal", status_code=302)
+
+    @app.get("/api/steal")
+    async def steal(request: Request) -> dict[str, bool]:
+        state.setdefault("stolen", []).append(dict(request.headers))
+        return {"stolen": True}
+
+    @app.get("/admin")
+    async def admin(request: Request) -> dict[str, bool]:
+        state.setdefault("admin", []).append(dict(request.headers))
+        return {"admin": True}
+
+    @app.get("/state")
+    async def hits() -> dict[str, int]:
+        return {key: len(state.get(key, [])) for key in ("stolen", "admin")}
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -242,3 +269,108 @@ async def test_probe_without_health_path_only_needs_an_answer(connector: HTTPCon
 def test_base_url_is_required() -> None:
     with pytest.raises(ConnectorError, match="base_url"):
         HTTPConnector("bad", {"base_url": "ftp://example"})
+
+
+# -- containment: the API's credentials go only where the configuration says -----------------------------
+
+
+def hits(service: str) -> dict[str, int]:
+    counts: dict[str, int] = httpx.get(f"{service}/state").json()
+    return counts
+
+
+async def test_undeclared_capability_is_refused_by_the_agent(service: str, tmp_path: Any) -> None:
+    """A step's ``statement`` names a capability; on an agent without declared ones it used to be the path."""
+    agent = AgentConfig(id="api", name="API", domain="d", connector_type="http", connector="api")
+    connector = ConnectorConfig(
+        name="api",
+        type="http",
+        config={"base_url": f"{service}/api", "headers": {"Authorization": "Bearer s3cret"}},
+    )
+    actor = AgentActor(agent, connector, Settings(data_dir=tmp_path))
+    before = hits(service)
+    try:
+        for statement in (
+            f"http://localhost:{service.rsplit(':', 1)[1]}/admin",
+            "users/../../admin",
+            "../admin",
+        ):
+            with pytest.raises(ConnectorCallError) as info:
+                await actor.call(statement, {}, "query", {})
+            assert info.value.code == "UNKNOWN_CAPABILITY"
+    finally:
+        actor._loop_task.cancel()
+        assert actor.connector is not None
+        await actor.connector.close()
+    assert hits(service) == before
+
+
+async def test_capability_name_stays_one_path_segment_under_the_base(
+    connector: HTTPConnector, service: str
+) -> None:
+    before = hits(service)
+    for name in ("users/../../admin", f"http://localhost:{service.rsplit(':', 1)[1]}/admin"):
+        with pytest.raises(ConnectorCallError) as info:  # the service has no such path under /api
+            await connector.call(cap(name), {}, mode="query", context=CallContext())
+        assert info.value.code == "HTTP_404"
+    assert hits(service) == before
+
+
+async def test_path_template_cannot_leave_the_base_path(connector: HTTPConnector, service: str) -> None:
+    before = hits(service)
+    for path in ("/../admin", "/flights/../../admin", "/%2e%2e/admin"):
+        with pytest.raises(ConnectorCallError) as info:
+            await connector.call(cap("x", path=path), {}, mode="query", context=CallContext())
+        assert info.value.code == "URL_OUTSIDE_BASE"
+        assert info.value.retryable is False
+    assert hits(service) == before
+
+
+async def test_dot_segments_as_path_parameters_are_refused(connector: HTTPConnector, service: str) -> None:
+    capability = cap("f", path="/flights/{origin}/{destination}")
+    for value in (".", ".."):
+        with pytest.raises(ConnectorCallError) as info:
+            await connector.call(
+                capability, {"origin": value, "destination": "x"}, mode="query", context=CallContext()
+            )
+        assert info.value.code == "INVALID_PARAMETERS"
+    # anything else is escaped into one segment: the request stays under the base URL
+    before = hits(service)
+    with pytest.raises(ConnectorCallError) as info:
+        await connector.call(
+            capability, {"origin": "../../admin", "destination": "x"}, mode="query", context=CallContext()
+        )
+    assert "/api/flights/..%2F..%2Fadmin/x" in info.value.message
+    assert hits(service) == before
+
+
+async def test_same_origin_redirect_is_followed(connector: HTTPConnector) -> None:
+    assert await connector.call(cap("r", path="/redirect-here"), {}, mode="query", context=CallContext()) == (
+        "plain words"
+    )
+
+
+async def test_redirect_to_another_origin_is_not_followed(connector: HTTPConnector, service: str) -> None:
+    before = hits(service)
+    with pytest.raises(ConnectorCallError) as info:
+        await connector.call(cap("r", path="/redirect-away"), {}, mode="query", context=CallContext())
+    assert info.value.code == "REDIRECT_BLOCKED"
+    assert "localhost" in info.value.message and "s3cret" not in info.value.message
+    assert hits(service) == before
+
+
+async def test_errors_name_the_url_without_its_query_string(service: str) -> None:
+    connector = HTTPConnector(
+        "keyed",
+        {"base_url": f"{service}/api?api_key=k3y-in-url", "timeout": 5, "headers": {"X-Token": "hdr-t0ken"}},
+    )
+    try:
+        with pytest.raises(ConnectorCallError) as info:
+            await connector.call(
+                cap("missing", path="/missing"), {"q": "p4ram"}, mode="query", context=CallContext()
+            )
+    finally:
+        await connector.close()
+    message = info.value.message
+    assert "/api/missing" in message
+    assert "k3y-in-url" not in message and "p4ram" not in message and "?" not in message.split("answered")[0]

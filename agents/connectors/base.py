@@ -7,10 +7,12 @@ Connectors translate their driver's exceptions at this boundary (STYLE 9): calle
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
+from agents.redaction import Redactor, config_secrets
 from orchestrator.core.errors import StepError
 
 
@@ -62,10 +64,15 @@ class CallContext(BaseModel):
 
 class Connector(abc.ABC):
     type: ClassVar[str]
+    # Whether a capability the agent never declared may be called by name: only for connectors whose name
+    # cannot reach anything it should not (an MCP tool the server would refuse); an HTTP path could.
+    allows_undeclared: ClassVar[bool] = True
 
-    def __init__(self, name: str, config: dict[str, Any]) -> None:
+    def __init__(self, name: str, config: dict[str, Any], *, secrets: Iterable[str] = ()) -> None:
         self.name = name
         self.config = config
+        # ``secrets``: values the registry expanded from ${ENV_VAR} placeholders, on top of the config's own
+        self.redactor = Redactor(config_secrets(config) | set(secrets))
 
     @abc.abstractmethod
     async def connect(self) -> None:

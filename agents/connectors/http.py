@@ -18,15 +18,25 @@ placed explicitly go to the query string for GET, HEAD and DELETE and to the JSO
 method, ``mcp_query`` steps send GET and ``mcp_execute`` steps POST. The step's idempotency key travels as the
 ``Idempotency-Key`` header so an API that supports it can drop a retried write.
 
+Containment, because parameters come from plans and users and the client carries the API's credentials:
+
+- only capabilities the agent declares are callable (no path from a step's ``statement``);
+- path parameters are URL-escaped, and ``.``/``..`` as a whole value is refused;
+- the final URL must stay under ``base_url`` (same scheme, host and port, below its path), else
+  ``URL_OUTSIDE_BASE``;
+- redirects are followed (``follow_redirects``) only to the same origin, else ``REDIRECT_BLOCKED``.
+
 Errors: a 4xx answer is the caller's mistake and :class:`ConnectorCallError` (not retryable), except 408 and
 429 which are worth another try; 5xx, connection failures and timeouts are :class:`ConnectorUnavailable` or
-:class:`ConnectorTimeout` (retryable).
+:class:`ConnectorTimeout` (retryable). Messages name the URL without its query string and quote at most
+``_EXCERPT`` characters of the body, scrubbed of the connector's secrets.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
@@ -45,15 +55,24 @@ from agents.connectors.base import (
 __all__ = ["HTTPConnector"]
 
 _PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_EXCERPT = 300
+_EXCERPT = 200
 _QUERY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+
+
+class _OffOrigin(Exception):
+    """Raised by the request hook; carries the origin that was refused (never the full URL)."""
+
+    def __init__(self, origin: str) -> None:
+        super().__init__(origin)
+        self.origin = origin
 
 
 class HTTPConnector(Connector):
     type: ClassVar[str] = "http"
+    allows_undeclared: ClassVar[bool] = False
 
-    def __init__(self, name: str, config: dict[str, Any]) -> None:
-        super().__init__(name, config)
+    def __init__(self, name: str, config: dict[str, Any], *, secrets: Iterable[str] = ()) -> None:
+        super().__init__(name, config, secrets=secrets)
         base_url = config.get("base_url")
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConnectorError(
@@ -61,8 +80,14 @@ class HTTPConnector(Connector):
                 retryable=False,
                 code="CONNECTOR_MISCONFIGURED",
             )
-        # httpx joins relative paths onto the base URL's path only when it ends with a slash
-        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        # A query string in the base URL (an API key, often) goes with every request, but never into messages.
+        base = httpx.URL(base_url)
+        self._base_params = base.params
+        base = base.copy_with(query=None, fragment=None)
+        self.base_url = str(base) if str(base).endswith("/") else f"{base}/"
+        base = httpx.URL(self.base_url)
+        self._origin = (base.scheme, base.host, base.port)
+        self._base_path = base.path
         self.headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
         self.timeout = float(config.get("timeout", 30))
         self.health_path: str | None = config.get("health_path")
@@ -75,10 +100,40 @@ class HTTPConnector(Connector):
         if self._client is None:
             self._client = httpx.AsyncClient(
                 base_url=self.base_url,
+                params=self._base_params,
                 headers=self.headers,
                 timeout=self.timeout,
                 follow_redirects=self.follow_redirects,
+                # httpx calls request hooks for every redirect too: the one place to stop one off origin
+                event_hooks={"request": [self._same_origin]},
             )
+
+    async def _same_origin(self, request: httpx.Request) -> None:
+        url = request.url
+        if (url.scheme, url.host, url.port) != self._origin:
+            raise _OffOrigin(f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}")
+
+    def url_for(self, path: str) -> httpx.URL:
+        """The absolute URL of ``path`` below ``base_url``; refuses one that leaves it.
+
+        Joined by hand rather than by httpx, which would take an absolute ``path`` as the whole URL.
+        httpx normalises dot segments, so ``a/../../admin`` is caught here, not at the far end.
+        """
+        url = httpx.URL(self.base_url + path.lstrip("/"))
+        raw_path = url.raw_path.decode("ascii").partition("?")[0]
+        # httpx resolves literal dot segments; an escaped one (%2e%2e) a server might resolve after decoding
+        escapes = any(seg.lower().replace("%2e", ".") in (".", "..") for seg in raw_path.split("/"))
+        if (
+            (url.scheme, url.host, url.port) != self._origin
+            or not url.path.startswith(self._base_path)
+            or escapes
+        ):
+            raise ConnectorCallError(
+                f"path {self.redactor.text(path)!r} leaves the base URL of connector {self.name!r} "
+                f"({self.redactor.text(self.base_url)})",
+                code="URL_OUTSIDE_BASE",
+            )
+        return url
 
     def build_request(
         self, capability: CapabilitySpec, parameters: dict[str, Any], *, mode: Literal["query", "execute"]
@@ -87,7 +142,7 @@ class HTTPConnector(Connector):
         rules can be read (and tested) on their own."""
         binding = capability.binding
         method = str(binding.get("method") or ("GET" if mode == "query" else "POST")).upper()
-        template = str(binding.get("path") or f"/{capability.name}")
+        template = str(binding.get("path") or "/" + quote(capability.name, safe=""))
         remaining = {k: v for k, v in parameters.items() if v is not None}
 
         def fill(match: re.Match[str]) -> str:
@@ -97,7 +152,14 @@ class HTTPConnector(Connector):
                     f"capability {capability.name!r} of connector {self.name!r} needs parameter {key!r} "
                     f"for its path {template!r}"
                 )
-            return quote(str(remaining.pop(key)), safe="")
+            value = str(remaining.pop(key))
+            if value in (".", ".."):  # escaping leaves dots alone, and a server would read a dot segment
+                raise ConnectorCallError(
+                    f"parameter {key!r} of capability {capability.name!r} cannot be {value!r}: "
+                    "it would move the request to another path",
+                    code="INVALID_PARAMETERS",
+                )
+            return quote(value, safe="")
 
         path = _PATH_PARAM.sub(fill, template)
         query: dict[str, Any] = {}
@@ -138,23 +200,34 @@ class HTTPConnector(Connector):
         return _decode(response)
 
     async def _send(self, method: str, path: str, *, timeout: float, **kwargs: Any) -> httpx.Response:
+        url = self.url_for(path)
         await self.connect()
         assert self._client is not None
-        where = f"{method} {self.base_url.rstrip('/')}/{path.lstrip('/')}"
+        where = f"{method} {self.redactor.text(str(url.copy_with(query=None)))}"
         try:
-            return await self._client.request(method, path.lstrip("/"), timeout=timeout, **kwargs)
+            return await self._client.request(method, url, timeout=timeout, **kwargs)
+        except _OffOrigin as exc:
+            raise ConnectorCallError(
+                f"{where} on connector {self.name!r} was redirected to {self.redactor.text(exc.origin)}, "
+                "another origin; redirects are only followed within the base URL's origin",
+                code="REDIRECT_BLOCKED",
+            ) from None
         except httpx.TimeoutException as exc:
             raise ConnectorTimeout(
                 f"{where} on connector {self.name!r} timed out after {timeout}s ({type(exc).__name__})"
-            ) from exc
+            ) from None
         except httpx.HTTPError as exc:
-            raise ConnectorUnavailable(f"{where} on connector {self.name!r} failed: {exc!r}") from exc
+            raise ConnectorUnavailable(
+                f"{where} on connector {self.name!r} failed: "
+                f"{type(exc).__name__}: {self.redactor.text(str(exc))}"
+            ) from None
 
     def _status_error(self, method: str, path: str, response: httpx.Response) -> ConnectorError:
-        excerpt = response.text[:_EXCERPT].strip()
+        excerpt = self.redactor.text(response.text[:_EXCERPT].strip())
         status = response.status_code
+        url = self.redactor.text(str(response.request.url.copy_with(query=None)))
         message = (
-            f"{method} {response.request.url} on connector {self.name!r} answered {status} "
+            f"{method} {url} on connector {self.name!r} answered {status} "
             f"{response.reason_phrase}: {excerpt or '(empty body)'}"
         )
         if status == 504:

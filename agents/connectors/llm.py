@@ -17,7 +17,7 @@ project's tree pass through unchanged; anything else it raises is :class:`Connec
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Literal
 
 from jinja2 import TemplateError
@@ -55,8 +55,9 @@ class LLMConnector(Connector):
         *,
         provider: LLMProvider | None = None,
         provider_factory: Callable[[], LLMProvider] | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
-        super().__init__(name, config)
+        super().__init__(name, config, secrets=secrets)
         self._provider = provider
         self._owns_provider = provider is None  # an injected provider is shared; its owner closes it
         self._factory = provider_factory or _default_provider

@@ -37,7 +37,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
@@ -140,8 +140,8 @@ class MCPConnector(Connector):
 
     type: ClassVar[str] = "mcp"
 
-    def __init__(self, name: str, config: dict[str, Any]) -> None:
-        super().__init__(name, config)
+    def __init__(self, name: str, config: dict[str, Any], *, secrets: Iterable[str] = ()) -> None:
+        super().__init__(name, config, secrets=secrets)
         try:
             self._settings = _Settings.model_validate(config)
         except ValidationError as exc:
@@ -267,8 +267,9 @@ class MCPConnector(Connector):
             if self._settings.transport == "stdio" and isinstance(exc, MCPError):
                 hint = " (the server process exited or closed stdout while starting; see its stderr)"
             raise ConnectorUnavailable(
-                f"cannot connect to MCP server {self.name!r} ({self._target()}): {_describe(exc)}{hint}"
-            ) from exc
+                f"cannot connect to MCP server {self.name!r} ({self._target()}): "
+                f"{self.redactor.text(_describe(exc))}{hint}"
+            ) from None
         return _Session(client=client, task=task, stop=stop, pid=pid)
 
     async def _run(self, ready: asyncio.Future[tuple[Client, int | None]], stop: asyncio.Event) -> None:
@@ -384,8 +385,12 @@ class MCPConnector(Connector):
         return ConnectorUnavailable(f"MCP server {self.name!r} is unavailable: {reason}")
 
     def _target(self) -> str:
+        """Where the server is, for messages: the command without its arguments and the URL without its
+        query string, since either may carry a credential."""
         s = self._settings
-        return f"stdio: {' '.join([s.command or '', *s.args])}" if s.transport == "stdio" else f"url: {s.url}"
+        if s.transport == "stdio":
+            return self.redactor.text(f"stdio: {os.path.basename(s.command or '')}")
+        return self.redactor.text(f"url: {s.url}")
 
 
 # -- tools -> capabilities -----------------------------------------------------------------------------

@@ -42,7 +42,7 @@ import json
 import re
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -456,8 +456,8 @@ class _PostgresBackend(_Backend):
 class SQLConnector(Connector):
     type: ClassVar[str] = "sql"
 
-    def __init__(self, name: str, config: dict[str, Any]) -> None:
-        super().__init__(name, config)
+    def __init__(self, name: str, config: dict[str, Any], *, secrets: Iterable[str] = ()) -> None:
+        super().__init__(name, config, secrets=secrets)
         url = config.get("url")
         if not url and config.get("path"):
             url = f"sqlite:///{config['path']}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import threading
 import time
@@ -55,12 +56,13 @@ def start_server(*, wait: bool) -> None:
 
     settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local dev cluster on loopback
+    address = os.environ.get("RAY_ADDRESS")
+    if not address:
+        _secure_local_cluster(settings.data_dir)
     if os.environ.get("ORCH_FAST_PROXY") == "1":
         # read by Serve's processes at start: must be set before Ray starts them
         os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
         os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
-    address = os.environ.get("RAY_ADDRESS")
     started = time.perf_counter()
     ray.init(
         address=address or None,
@@ -199,8 +201,51 @@ def prune(
     console.print(f"pruned {removed} executions")
 
 
+RAY_TOKEN_FILE = "ray_auth_token"
+
+# Settings that hold credentials: they reach the workers inside the Settings object the server passes, so
+# they have no business in the runtime env, which Ray shows to anyone who can list jobs or actors.
+_SECRET_SETTINGS = frozenset({"llm_api_key", "database_url"})
+_SECRET_NAME = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
+
+
+def _secure_local_cluster(data_dir: Path) -> None:
+    """Keep Ray's token authentication on for the cluster ``ray.init`` is about to start.
+
+    Ray's servers (GCS, raylet, every worker) listen on all interfaces and cannot be bound to loopback;
+    without the token anyone who reaches the machine could join the cluster and run code in it. Ray 2.60
+    turns token mode on for a new local cluster when ``RAY_AUTH_MODE`` is unset, but keeps its token in
+    ``~/.ray``: point it at one in the data directory instead, so each server has its own and it goes
+    with the data. An explicit ``RAY_AUTH_MODE`` or token is respected.
+    """
+    mode = os.environ.get("RAY_AUTH_MODE", "").lower()
+    if mode and mode != "token":
+        console.print(
+            f"[bold red]warning:[/] RAY_AUTH_MODE={mode}: anyone who can reach this machine can join its "
+            "Ray cluster and run code in it"
+        )
+        return
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return
+    path = data_dir / RAY_TOKEN_FILE
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
+
+
 def _orch_env() -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if key.startswith("ORCH_")}
+    """The ``ORCH_*`` variables Serve's processes need to import ``serve_app`` (its module-level
+    settings); never a credential."""
+    from orchestrator.config import Settings
+
+    known = {f"ORCH_{name.upper()}" for name in Settings.model_fields if name not in _SECRET_SETTINGS}
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key.upper() in known and not any(word in key.upper() for word in _SECRET_NAME)
+    }
 
 
 def main() -> None:
