@@ -110,7 +110,7 @@ def test_unknown_project_fails_the_execution_clearly(api: httpx.Client) -> None:
     steps = {step["stepId"]: step for step in body["steps"]}
     assert steps["fetch_project"]["state"] == "failed"
     assert "proj_nope" in steps["fetch_project"]["error"]
-    assert steps["analyze"]["state"] == "cancelled"
+    assert steps["analyze"]["state"] == "pending"  # never started: the view says so
 
 
 def test_list_workflows_shows_the_seed_shape(api: httpx.Client) -> None:
@@ -292,7 +292,7 @@ def test_an_execution_keeps_the_version_it_started_with(api: httpx.Client) -> No
         assert response.status_code == 204 and response.content == b""
     cancelled = api.get(f"{BASE}/executions/{running['id']}").json()
     assert cancelled["state"] == "cancelled" and cancelled["completedAt"]
-    assert {s["stepId"]: s["state"] for s in cancelled["steps"]} == {"nap": "cancelled", "after": "cancelled"}
+    assert {s["stepId"]: s["state"] for s in cancelled["steps"]} == {"nap": "cancelled", "after": "pending"}
     assert cancelled["workflowVersion"] == "1.0.0"
 
     again = api.post(f"{BASE}/executions/{running['id']}/cancel")
@@ -376,3 +376,18 @@ def test_openapi_documents_the_dialect(api: httpx.Client) -> None:
         schemas["WorkflowExecution"]["properties"]
     )
     assert {"stepId", "duration"} <= set(schemas["WorkflowExecutionStep"]["properties"])
+
+
+def test_huge_offsets_and_bool_timeouts_are_400(api: httpx.Client) -> None:
+    response = api.get(f"{BASE}/executions", params={"offset": 10**20})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "INVALID_REQUEST"
+    response = api.post(f"{BASE}/workflows/analyze_project/execute", json={"timeout": False})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["details"][0]["field"] == "timeout"
+
+
+def test_execute_links_to_the_execution_routes(api: httpx.Client) -> None:
+    doc = api.get("/openapi.json").json()
+    links = doc["paths"][f"{BASE}/workflows/{{workflowId}}/execute"]["post"]["responses"]["202"]["links"]
+    assert links["GetExecution"]["parameters"] == {"executionId": "$response.body#/id"}

@@ -234,3 +234,27 @@ def test_unknown_plans_are_404(api: httpx.Client) -> None:
     run = plan(api, query="Find contacts at Acme Corp", domain="crm", context={}).json()
     other = api.get(f"/api/v1/plans/{run['workflow_execution_id']}")
     assert other.status_code == 404 and error_of(other)["code"] == "PLAN_NOT_FOUND"
+
+
+def test_a_plan_id_is_not_an_execution_in_either_dialect(api: httpx.Client) -> None:
+    plan_id = plan(api, execute=False).json()["plan_id"]
+    routes = [
+        ("GET", f"/api/v1/workflows/executions/{plan_id}"),
+        ("POST", f"/api/v1/workflows/executions/{plan_id}/cancel"),
+        ("GET", f"/api/v1/workflows/executions/{plan_id}/events"),
+        ("GET", f"/api/v1/workflows/executions/{plan_id}/events?format=arrow"),
+        ("GET", f"/api/eai/v3/orchestrate/executions/{plan_id}"),
+        ("POST", f"/api/eai/v3/orchestrate/executions/{plan_id}/cancel"),
+    ]
+    for method, path in routes:
+        response = api.request(method, path)
+        assert response.status_code == 404, (path, response.text)
+        assert error_of(response)["code"] == "EXECUTION_NOT_FOUND"
+    assert api.get(f"/api/v1/plans/{plan_id}").status_code == 200  # still a plan
+
+
+def test_a_bool_timeout_is_refused(api: httpx.Client) -> None:
+    response = plan(api, timeout=False)
+    assert response.status_code == 400, response.text
+    assert error_of(response)["code"] == "INVALID_REQUEST"
+    assert error_of(response)["details"][0]["field"] == "timeout"

@@ -346,7 +346,7 @@ def test_async_wait_and_cancel(api: httpx.Client) -> None:
     assert response.json()["status"] == "cancelled"
     fetched = api.get(f"/api/v1/workflows/executions/{execution_id}").json()
     assert fetched["status"] == "cancelled"
-    assert {s["name"]: s["status"] for s in fetched["steps"]} == {"nap": "cancelled", "after": "cancelled"}
+    assert {s["name"]: s["status"] for s in fetched["steps"]} == {"nap": "cancelled", "after": "pending"}
 
     again = api.post(f"/api/v1/workflows/executions/{execution_id}/cancel")
     assert again.status_code == 409
@@ -443,3 +443,52 @@ def test_input_schema_is_enforced(api: httpx.Client) -> None:
         input={"budget": 1},
     )
     assert ok.status_code == 200
+
+
+def test_a_chunked_body_over_the_limit_is_413_like_a_sized_one(api: httpx.Client) -> None:
+    def chunks() -> Any:
+        yield b'{"workflow": {"metadata": {"name": "big"}, "spec": {"steps": [{"name": "a", "value": "'
+        for _ in range(40):
+            yield b"x" * 32 * 1024
+        yield b'"}]}}}'
+
+    response = api.post(
+        "/api/v1/workflows/execute", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert "content-length" not in response.request.headers  # sent chunked
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_a_bool_is_not_a_timeout(api: httpx.Client) -> None:
+    response = run(api, {"name": "a", "type": "transform", "value": 1}, timeout=False)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "INVALID_REQUEST" and error["details"][0]["field"] == "timeout"
+
+
+def test_a_huge_offset_is_400_not_500(api: httpx.Client) -> None:
+    for path in ("/api/v1/workflows/executions", "/api/v1/workflows/executions/tenant/default"):
+        response = api.get(path, params={"offset": 10**20})
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["error"]["details"][0]["field"] == "query.offset"
+    assert api.get("/api/v1/workflows/executions", params={"offset": 10**9}).status_code == 200
+
+
+def test_a_wrong_method_is_405_with_allow(api: httpx.Client) -> None:
+    response = api.request("TRACE", "/api/v1/workflows/executions/wf_exec_x")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET"
+    assert response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_openapi_documents_real_errors_and_links(api: httpx.Client) -> None:
+    doc = api.get("/openapi.json").json()
+    execute = doc["paths"]["/api/v1/workflows/execute"]["post"]
+    assert "422" not in execute["responses"] and "400" in execute["responses"]
+    assert set(execute["responses"]["200"]["links"]) == {"GetExecution", "CancelExecution", "ExecutionEvents"}
+    body = doc["components"]["schemas"]["ExecuteRequest"]
+    assert body["required"] == ["user", "workflow"]
+    assert body["properties"]["workflow"]["required"] == ["metadata", "spec"]
+    plan_links = doc["paths"]["/api/v1/plan"]["post"]["responses"]["200"]["links"]
+    assert plan_links["GetPlan"]["parameters"] == {"plan_id": "$response.body#/plan_id"}

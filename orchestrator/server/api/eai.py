@@ -36,6 +36,7 @@ answered with 202, as if ``async`` had been asked for (the execution itself goes
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal, cast
 
 from fastapi import APIRouter, Header, Path, Query, Request
@@ -43,11 +44,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from orchestrator.core.durations import parse_duration
-from orchestrator.core.errors import ExecutionTimeout, InvalidRequest, NotFound
+from orchestrator.core.errors import ExecutionTimeout, NotFound
 from orchestrator.core.workflow_documents import parse_definition, validate_input
-from orchestrator.server.api.deps import engine_of, service_of
+from orchestrator.server.api.deps import engine_of, read_execution, require_execution_id, service_of
+from orchestrator.server.api.links import execution_links
+from orchestrator.server.api.params import MAX_OFFSET, duration_field, parse_timeout
 from orchestrator.server.api.render_eai import eai_execution, eai_list_item, workflow_detail, workflow_summary
+from orchestrator.server.api.schemas import eai_definition_schema, replace_with
 from orchestrator.server.workflow_registry import register
 from orchestrator.store.base import EventStore, WorkflowRecord
 
@@ -76,9 +79,7 @@ class ExecuteWorkflowRequest(_Camel):
         default_factory=dict, description="kept with the execution, e.g. {requestedBy}"
     )
     version: str | None = Field(default=None, description="a registered version; default: the latest")
-    timeout: float | str | None = Field(
-        default=None, description="seconds or '30s'; the shorter of it and the definition's timeout wins"
-    )
+    timeout: Any = duration_field("seconds or '30s'; the shorter of it and the definition's timeout wins")
 
 
 class WorkflowExecutionStep(_Camel):
@@ -163,7 +164,8 @@ def _doc(schema: dict[str, Any], description: str) -> Any:
 class WorkflowDefinition(BaseModel):
     """An EAI workflow definition (see :mod:`orchestrator.core.workflow_documents` for the format)."""
 
-    model_config = ConfigDict(extra="allow")  # unknown fields reach the validator, which names them
+    # Unknown fields reach the validator, which names them; the document shows what it accepts.
+    model_config = ConfigDict(extra="allow", json_schema_extra=replace_with(eai_definition_schema()))
 
     id: Any = _doc({"type": "string"}, "defaults to the workflowId of the URL, must match it if given")
     name: Any = _doc({"type": "string"}, "display name")
@@ -181,16 +183,18 @@ class WorkflowDefinition(BaseModel):
 
 # ------------------------------------------------------------------------------------------ routes
 
+_EXECUTION_LINKS = execution_links("/api/eai/v3/orchestrate", "executionId", "$response.body#/id")
+
 
 def _store(request: Request) -> EventStore:
     return cast(EventStore, service_of(request, "store"))
 
 
-def _workflow(store: EventStore, workflow_id: str, version: str | None) -> WorkflowRecord:
-    record = store.get_workflow(workflow_id, version)
+async def _workflow(store: EventStore, workflow_id: str, version: str | None) -> WorkflowRecord:
+    record = await asyncio.to_thread(store.get_workflow, workflow_id, version)
     if record is None:
         message = f"workflow {workflow_id!r} is not registered"
-        if version is not None and store.get_workflow(workflow_id) is not None:
+        if version is not None and await asyncio.to_thread(store.get_workflow, workflow_id) is not None:
             message = f"workflow {workflow_id!r} has no version {version!r}"
         raise NotFound(message, code="WORKFLOW_NOT_FOUND")
     return record
@@ -198,7 +202,8 @@ def _workflow(store: EventStore, workflow_id: str, version: str | None) -> Workf
 
 @router.get("/workflows", response_model=WorkflowList, summary="Registered workflows, latest versions")
 async def list_workflows(request: Request) -> dict[str, Any]:
-    return {"data": [workflow_summary(record) for record in _store(request).list_workflows()]}
+    records = await asyncio.to_thread(_store(request).list_workflows)
+    return {"data": [workflow_summary(record) for record in records]}
 
 
 @router.get(
@@ -212,7 +217,7 @@ async def get_workflow(
     workflow_id: str = Path(alias="workflowId"),
     version: str | None = Query(default=None, description="a registered version; default: the latest"),
 ) -> dict[str, Any]:
-    return workflow_detail(_workflow(_store(request), workflow_id, version))
+    return workflow_detail(await _workflow(_store(request), workflow_id, version))
 
 
 @router.put(
@@ -226,9 +231,13 @@ async def register_workflow(
     body: WorkflowDefinition, request: Request, workflow_id: str = Path(alias="workflowId")
 ) -> JSONResponse:
     store = _store(request)
-    definition = parse_definition(body.model_dump(exclude_unset=True), workflow_id=workflow_id)
-    created = register(store, definition)
-    record = _workflow(store, definition.id, definition.version)
+    definition = parse_definition(
+        body.model_dump(exclude_unset=True),
+        workflow_id=workflow_id,
+        limits=engine_of(request).settings.limits,
+    )
+    created = await asyncio.to_thread(register, store, definition)
+    record = await _workflow(store, definition.id, definition.version)
     view = WorkflowDetail.model_validate(workflow_detail(record)).model_dump(mode="json", by_alias=True)
     return JSONResponse(view, status_code=201 if created else 200)
 
@@ -236,7 +245,13 @@ async def register_workflow(
 @router.post(
     "/workflows/{workflowId}/execute",
     response_model=WorkflowExecution,
-    responses={202: {"model": WorkflowExecution}, 400: {}, 404: {}, 504: {}},
+    responses={
+        200: {"links": _EXECUTION_LINKS},
+        202: {"model": WorkflowExecution, "links": _EXECUTION_LINKS},
+        400: {},
+        404: {},
+        504: {},
+    },
     summary="Execute a registered workflow (sync 200, or async 202)",
 )
 async def execute_workflow(
@@ -247,13 +262,10 @@ async def execute_workflow(
     idempotency_key: str | None = Header(default=None),
 ) -> JSONResponse:
     body = body or ExecuteWorkflowRequest()
-    record = _workflow(_store(request), workflow_id, body.version)
-    definition = parse_definition(record.definition)
+    timeout = parse_timeout(body.timeout)
+    record = await _workflow(_store(request), workflow_id, body.version)
+    definition = parse_definition(record.definition, limits=engine_of(request).settings.limits)
     validate_input(definition.workflow, body.input)
-    try:
-        timeout = parse_duration(body.timeout) if body.timeout is not None else None
-    except ValueError as exc:
-        raise InvalidRequest(str(exc), details=[{"field": "timeout", "message": str(exc)}]) from None
     requested_by = body.metadata.get("requestedBy")
     state = await engine_of(request).start(
         definition.workflow,
@@ -288,9 +300,11 @@ async def list_executions(
     workflow_id: str | None = Query(default=None, alias="workflowId"),
     state: State | None = Query(default=None),
     limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="1 to 100"),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
 ) -> dict[str, Any]:
-    page = engine_of(request).list(workflow_name=workflow_id, status=state, limit=limit, offset=offset)
+    page = await asyncio.to_thread(
+        engine_of(request).list, workflow_name=workflow_id, status=state, limit=limit, offset=offset
+    )
     return {
         "data": [eai_list_item(row) for row in page.rows],
         "total": page.total,
@@ -306,7 +320,7 @@ async def list_executions(
     summary="One execution, with its steps",
 )
 async def get_execution(request: Request, execution_id: str = Path(alias="executionId")) -> dict[str, Any]:
-    return eai_execution(engine_of(request).get(execution_id))
+    return eai_execution(await read_execution(engine_of(request), execution_id))
 
 
 @router.post(
@@ -317,6 +331,7 @@ async def get_execution(request: Request, execution_id: str = Path(alias="execut
     summary="Cancel a running execution: its unfinished steps end cancelled",
 )
 async def cancel_execution(request: Request, execution_id: str = Path(alias="executionId")) -> Response:
+    require_execution_id(execution_id)
     await engine_of(request).cancel(execution_id)
     return Response(status_code=204)
 

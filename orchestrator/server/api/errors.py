@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,9 +25,25 @@ _HTTP_CODES = {
 }
 
 
-def envelope(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}},
+        }
+    },
+}
+
+
+def envelope(
+    status: int, code: str, message: str, details: Any = None, *, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "details": details if details is not None else []}}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -55,7 +72,7 @@ def install_error_handlers(app: FastAPI) -> None:
         message = str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
             message = f"no route for {request.method} {request.url.path}"
-        return envelope(exc.status_code, code, message)
+        return envelope(exc.status_code, code, message, headers=exc.headers)  # 405 keeps its Allow
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -64,7 +81,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodySizeLimit:
-    """Refuse bodies over the limit with 413 before reading them into memory."""
+    """Refuse bodies over the limit with 413 before reading them into memory.
+
+    A sized body is refused from its ``Content-Length``. A chunked one is counted as it arrives; once it
+    crosses the limit the app's own answer is dropped (FastAPI turns any error while reading a body into
+    400) and the 413 goes out instead, so both kinds of body get the same answer."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
@@ -79,19 +100,35 @@ class BodySizeLimit:
                 await self._too_large(scope, receive, send)
                 return
         received = 0
+        exceeded = False
+        started = False
 
         async def limited() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
+            if exceeded:
+                raise _TooLarge
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise _TooLarge
             return message
 
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if exceeded:
+                return  # whatever the app makes of a body it could not read, the answer is 413
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
+            await self.app(scope, limited, guarded)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not started:
             await self._too_large(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:

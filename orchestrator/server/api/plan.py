@@ -17,6 +17,7 @@ with what went wrong in ``details``; 504 ``EXECUTION_TIMEOUT`` when the workflow
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -27,7 +28,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray.exceptions import RayError, RayTaskError
 from ray.serve.exceptions import RayServeException
 
-from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import (
     ExecutionTimeout,
     InvalidRequest,
@@ -48,8 +48,11 @@ from orchestrator.core.plans import (
 )
 from orchestrator.core.state import ExecutionState
 from orchestrator.ray_errors import describe_cause, orchestrator_cause
-from orchestrator.server.api.deps import service_of
+from orchestrator.server.api.deps import engine_of, read_execution, service_of
+from orchestrator.server.api.links import execution_links, link
+from orchestrator.server.api.params import duration_field, parse_timeout
 from orchestrator.server.api.render import step_seconds
+from orchestrator.server.api.schemas import NON_BLANK, USER_SCHEMA, require
 from orchestrator.server.api.v1 import require_user, tenant_of
 from planner.compile import CompiledPlan, compile_plan
 from planner.models import Plan
@@ -61,21 +64,25 @@ MAX_QUERY_CHARS = 8000
 
 
 class PlanRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=require("user"))
 
-    query: str = Field(max_length=MAX_QUERY_CHARS, description="the request in natural language")
+    query: str = Field(
+        max_length=MAX_QUERY_CHARS,
+        description="the request in natural language; not blank",
+        json_schema_extra={"pattern": NON_BLANK},
+    )
     domain: str | None = Field(
         default=None, description="domain hint: travel, crm, projects, ... or generic (all agents)"
     )
     execution_mode: Literal["auto", "parallel", "sequential"] = "auto"
-    user: dict[str, Any] | None = Field(default=None, description="required: {id, email?, role?, tenant_id?}")
+    user: Any = Field(
+        default=None, description="{id, email?, role?, tenant_id?}", json_schema_extra=USER_SCHEMA
+    )
     context: dict[str, Any] = Field(
         default_factory=dict, description="budget, currency, preferences...; the workflow's input"
     )
     execute: bool = Field(default=True, description="false: plan only, run nothing")
-    timeout: float | str | None = Field(
-        default=None, description="seconds or '30s'; the execution ends in timeout (504) after it"
-    )
+    timeout: Any = duration_field("seconds or '30s'; the execution ends in timeout (504) after it")
 
 
 class PlanStepView(BaseModel):
@@ -135,10 +142,22 @@ class PlanDetail(BaseModel):
     metadata: dict[str, Any]
 
 
+_PLAN_LINKS = {
+    "GetPlan": link("/api/v1/plans/{plan_id}", "get", {"plan_id": "$response.body#/plan_id"}, "the plan"),
+    **execution_links("/api/v1/workflows", "execution_id", "$response.body#/workflow_execution_id"),
+}
+
+
 @router.post(
     "/plan",
     response_model=PlanResponse,
-    responses={202: {"model": PlanResponse}, 400: {}, 500: {}, 504: {}},
+    responses={
+        200: {"links": _PLAN_LINKS},
+        202: {"model": PlanResponse, "links": _PLAN_LINKS},
+        400: {},
+        500: {},
+        504: {},
+    },
     summary="Plan a natural-language request over the agents and run it",
 )
 async def create_plan(
@@ -151,23 +170,20 @@ async def create_plan(
         raise InvalidRequest(
             "query must not be empty", details=[{"field": "query", "message": "say what to plan"}]
         )
-    try:
-        timeout = parse_duration(body.timeout) if body.timeout is not None else None
-    except ValueError as exc:
-        raise InvalidRequest(str(exc), details=[{"field": "timeout", "message": str(exc)}]) from None
+    timeout = parse_timeout(body.timeout)
     domain = (body.domain or "").strip().lower() or None
 
     plan = await _ask_planner(
         request,
         {"query": query, "domain": domain, "execution_mode": body.execution_mode, "context": body.context},
     )
-    compiled = compile_plan(plan)
+    compiled = compile_plan(plan, limits=engine_of(request).settings.limits)
     planning_ms = _ms(started)
 
     plan_id = new_plan_id()
     tenant_id = tenant_of(user, x_tenant_id)
     stream = _PlanStream(request, plan_id)
-    stream.append(
+    await stream.append(
         PlanCreated(
             seq=1,
             timestamp=_now(),
@@ -211,7 +227,7 @@ async def create_plan(
     )
     execution_id = state.execution_id
     # Recorded before waiting, so the plan leads to its execution even if this request goes away.
-    stream.append(
+    await stream.append(
         PlanExecutionStarted(
             seq=2,
             timestamp=_now(),
@@ -240,7 +256,7 @@ async def create_plan(
         )
         return JSONResponse(answer, status_code=202)
 
-    stream.append(
+    await stream.append(
         PlanExecuted(
             seq=3,
             timestamp=_now(),
@@ -272,7 +288,7 @@ async def create_plan(
 )
 async def get_plan(plan_id: str, request: Request) -> dict[str, Any]:
     store = service_of(request, "store")
-    state = fold_plan(plan_id, store.load(plan_id))
+    state = fold_plan(plan_id, await asyncio.to_thread(store.load, plan_id))
     if state is None:
         raise NotFound(f"plan {plan_id!r} not found", code="PLAN_NOT_FOUND")
     status: str | None = None
@@ -280,7 +296,7 @@ async def get_plan(plan_id: str, request: Request) -> dict[str, Any]:
     error: str | None = None
     if state.workflow_execution_id is not None:
         try:
-            execution = service_of(request, "engine").get(state.workflow_execution_id)
+            execution = await read_execution(service_of(request, "engine"), state.workflow_execution_id)
         except NotFound:
             execution = None  # pruned by retention; the recorded outcome is all there is
         if execution is not None:
@@ -335,8 +351,9 @@ class _PlanStream:
         self._store = service_of(request, "store")
         self._plan_id = plan_id
 
-    def append(self, event: PlanEvent) -> None:
-        self._store.append(self._plan_id, [to_record(self._plan_id, event)], projection=None)
+    async def append(self, event: PlanEvent) -> None:
+        record = to_record(self._plan_id, event)
+        await asyncio.to_thread(self._store.append, self._plan_id, [record], projection=None)
 
 
 def _metadata(

@@ -9,18 +9,19 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import (
     ExecutionTimeout,
-    InvalidRequest,
     InvalidWorkflow,
     MissingUserContext,
     NotFound,
 )
 from orchestrator.core.validation import parse_workflow
 from orchestrator.core.workflow_documents import validate_input
-from orchestrator.server.api.deps import engine_of
+from orchestrator.server.api.deps import engine_of, read_execution, require_execution_id
+from orchestrator.server.api.links import execution_links
+from orchestrator.server.api.params import MAX_OFFSET, duration_field, parse_timeout
 from orchestrator.server.api.render import iso, list_item, v1_execution
+from orchestrator.server.api.schemas import USER_SCHEMA, require, v1_workflow_schema
 from orchestrator.store.export import MEDIA_TYPES, ExportFormat, events_to_bytes
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
@@ -29,18 +30,22 @@ Status = Literal["pending", "running", "completed", "failed", "timeout", "cancel
 
 
 class ExecuteRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=require("workflow", "user"))
 
-    workflow: dict[str, Any] | None = Field(
+    # Typed Any: the validator checks the whole document and names every problem (INVALID_WORKFLOW).
+    workflow: Any = Field(
         default=None,
         description="{metadata: {name, version?, description?}, spec: {steps, timeout?, output?}}",
+        json_schema_extra=v1_workflow_schema(),
     )
-    input: dict[str, Any] = Field(default_factory=dict)
-    user: dict[str, Any] | None = Field(default=None, description="required: {id, email?, role?, tenant_id?}")
+    input: dict[str, Any] = Field(
+        default_factory=dict, description="checked against the workflow's input_schema, if it has one"
+    )
+    user: Any = Field(
+        default=None, description="{id, email?, role?, tenant_id?}", json_schema_extra=USER_SCHEMA
+    )
     async_: bool = Field(default=False, alias="async")
-    timeout: float | str | None = Field(
-        default=None, description="seconds or '30s'; ends the execution in timeout"
-    )
+    timeout: Any = duration_field("seconds or '30s'; ends the execution in timeout")
     idempotency_key: str | None = None
 
 
@@ -112,6 +117,9 @@ class EventList(BaseModel):
     events: list[EventView]
 
 
+_EXECUTION_LINKS = execution_links("/api/v1/workflows", "execution_id", "$response.body#/id")
+
+
 def tenant_of(user: dict[str, Any], header: str | None) -> str:
     tenant = user.get("tenant_id") or header or "default"
     return str(tenant)
@@ -129,7 +137,13 @@ def require_user(user: Any) -> dict[str, Any]:
 @router.post(
     "/execute",
     response_model=ExecutionView,
-    responses={202: {"model": ExecutionView}, 400: {}, 504: {}},
+    responses={
+        200: {"links": _EXECUTION_LINKS},
+        202: {"model": ExecutionView, "links": _EXECUTION_LINKS},
+        400: {},
+        413: {},
+        504: {},
+    },
     summary="Execute a workflow definition",
 )
 async def execute(
@@ -143,13 +157,10 @@ async def execute(
         raise InvalidWorkflow(
             "workflow is required", details=[{"field": "workflow", "message": "is required"}]
         )
-    workflow = parse_workflow(body.workflow)
+    workflow = parse_workflow(body.workflow, limits=engine.settings.limits)
     user = require_user(body.user)
     validate_input(workflow, body.input)
-    try:
-        timeout = parse_duration(body.timeout) if body.timeout is not None else None
-    except ValueError as exc:
-        raise InvalidRequest(str(exc), details=[{"field": "timeout", "message": str(exc)}]) from None
+    timeout = parse_timeout(body.timeout)
     state = await engine.start(
         workflow,
         input=body.input,
@@ -173,11 +184,13 @@ async def execute(
 async def list_executions(
     request: Request,
     limit: int = Query(default=10, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
     status: Status | None = None,
     workflow_name: str | None = None,
 ) -> dict[str, Any]:
-    page = engine_of(request).list(status=status, workflow_name=workflow_name, limit=limit, offset=offset)
+    page = await asyncio.to_thread(
+        engine_of(request).list, status=status, workflow_name=workflow_name, limit=limit, offset=offset
+    )
     items = [list_item(row) for row in page.rows]
     return {"executions": items, "count": len(items), "total": page.total, "limit": limit, "offset": offset}
 
@@ -189,26 +202,30 @@ async def list_tenant_executions(
     tenant_id: str,
     request: Request,
     limit: int = Query(default=10, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
     status: Status | None = None,
 ) -> dict[str, Any]:
-    page = engine_of(request).list(tenant_id=tenant_id, status=status, limit=limit, offset=offset)
+    page = await asyncio.to_thread(
+        engine_of(request).list, tenant_id=tenant_id, status=status, limit=limit, offset=offset
+    )
     items = [list_item(row) for row in page.rows]
     return {"tenant_id": tenant_id, "count": len(items), "total": page.total, "executions": items}
 
 
 @router.get("/executions/{execution_id}", response_model=ExecutionView, summary="One execution")
 async def get_execution(execution_id: str, request: Request) -> dict[str, Any]:
-    return v1_execution(engine_of(request).get(execution_id))
+    return v1_execution(await read_execution(engine_of(request), execution_id))
 
 
 @router.post(
     "/executions/{execution_id}/cancel",
     status_code=202,
     response_model=ExecutionView,
+    responses={409: {"description": "EXECUTION_ALREADY_FINISHED"}},
     summary="Cancel a running execution",
 )
 async def cancel_execution(execution_id: str, request: Request) -> dict[str, Any]:
+    require_execution_id(execution_id)
     return v1_execution(await engine_of(request).cancel(execution_id))
 
 
@@ -222,9 +239,10 @@ async def execution_events(
     execution_id: str, request: Request, format: Literal["json", "arrow", "parquet"] = "json"
 ) -> Any:
     engine = engine_of(request)
+    require_execution_id(execution_id)
     if format == "json":
-        return {"execution_id": execution_id, "events": engine.events(execution_id)}
-    records = engine.store.load(execution_id)
+        return {"execution_id": execution_id, "events": await asyncio.to_thread(engine.events, execution_id)}
+    records = await asyncio.to_thread(engine.store.load, execution_id)
     if not records:
         raise NotFound(f"execution {execution_id!r} not found", code="EXECUTION_NOT_FOUND")
     kind: ExportFormat = "arrow_stream" if format == "arrow" else "parquet"
