@@ -15,6 +15,8 @@ Scheduling rules:
 
 from __future__ import annotations
 
+import heapq
+
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -163,6 +165,7 @@ class _Decider:
         self.now = now
         self._context: dict[str, Any] | None = None  # built once, kept current by record()
         self._failed: str | None = next((s.name for s in state.steps.values() if s.status == "failed"), None)
+        self._touched: set[str] = set()  # steps whose events were recorded since advance() last looked
 
     @property
     def workflow(self) -> WorkflowDef:
@@ -175,6 +178,7 @@ class _Decider:
         self.result.events.append(event)
         step = fields.get("step")
         if step is not None and step in self.state.steps:
+            self._touched.add(step)
             if self.state.steps[step].status == "failed":
                 self._failed = self._failed or step
             if self._context is not None:
@@ -296,7 +300,15 @@ class _Decider:
         self.record(StepFailed, step=name, attempt=step.attempt, error=error, code=code)
 
     def advance(self) -> None:
-        """Start what is ready, settle containers, and finish the execution when it is done."""
+        """Start what is ready, settle containers, and finish the execution when it is done.
+
+        Passes over the steps in definition order until one makes no progress, as if every step were
+        checked on every pass; but a pass checks only the steps something they wait on touched (a
+        worklist), so a chain written in reverse order costs O(n), not O(n^2).
+        """
+        workflow = self.workflow
+        index, affected = workflow.index, workflow.affected
+        candidates: set[str] = set(index)
         while not self.state.terminal:
             failed = self.state.steps[self._failed] if self._failed else None
             if failed is not None:
@@ -306,8 +318,15 @@ class _Decider:
                 )
                 return
             progressed = False
-            for step_def in self.workflow.steps:
-                step = self.state.steps[step_def.name]
+            queue = [(index[name], name) for name in candidates]
+            heapq.heapify(queue)
+            queued = set(candidates)
+            candidates = set()
+            while queue:
+                position, name = heapq.heappop(queue)
+                step_def = workflow.by_name[name]
+                step = self.state.steps[name]
+                self._touched.clear()
                 if step.status == "pending" and self.ready(step_def):
                     self.start_step(step_def, attempt=1)
                     progressed = True
@@ -316,6 +335,13 @@ class _Decider:
                     progressed = True
                 if self.state.terminal or self._failed:
                     break
+                for touched in self._touched:
+                    for other in affected.get(touched, ()):
+                        if index[other] > position and other not in queued:
+                            heapq.heappush(queue, (index[other], other))  # later in this pass
+                            queued.add(other)
+                        elif index[other] <= position:
+                            candidates.add(other)  # the next pass
             if not progressed:
                 break
         if not self.state.terminal and all(s.status in STEP_DONE for s in self.state.steps.values()):

@@ -120,6 +120,23 @@ class WorkflowDef(BaseModel):
         return [step.name for step in self.top_level if step.name not in needed]
 
     @cached_property
+    def index(self) -> dict[str, int]:
+        """Definition order: the order in which decide checks steps."""
+        return {step.name: position for position, step in enumerate(self.steps)}
+
+    @cached_property
+    def affected(self) -> dict[str, list[str]]:
+        """Steps whose readiness may change when a step's status does: its effective dependents, its
+        container and its children (and itself: a container started may complete next)."""
+        result: dict[str, list[str]] = {step.name: [step.name, *step.children] for step in self.steps}
+        for step in self.steps:
+            if step.parent is not None:
+                result[step.name].append(step.parent)
+            for dep in self.dependencies[step.name]:
+                result[dep].append(step.name)
+        return result
+
+    @cached_property
     def dependencies(self) -> dict[str, list[str]]:
         """Effective dependencies: a nested step also waits for what its containers wait for."""
         result: dict[str, list[str]] = {}
