@@ -22,6 +22,7 @@ __all__ = [
     "DateRange",
     "Extraction",
     "Money",
+    "Period",
     "Person",
     "PlaceRoles",
     "context_year",
@@ -29,6 +30,7 @@ __all__ = [
     "extract_alliance",
     "extract_amenities",
     "extract_cabin",
+    "extract_companies",
     "extract_company",
     "extract_count",
     "extract_dates",
@@ -37,8 +39,10 @@ __all__ = [
     "extract_limit",
     "extract_money",
     "extract_payload",
+    "extract_period",
     "extract_person",
     "extract_project_id",
+    "extract_project_ids",
     "extract_source",
     "extract_stage",
     "extract_stars",
@@ -145,10 +149,11 @@ class PlaceRoles:
 
 
 _ROLE_WORD = re.compile(
-    r"(?i)\b(from|to|into|towards|toward|between|and|in|at|near|around|visiting|visit|leaving|departing|via)"
+    r"(?i)\b(from|to|into|towards|toward|between|and|in|at|near|around|visiting|visit|leaving|departing|via"
+    r"|out of)"
     r"\s+(?:the\s+)?$"
 )
-_ORIGIN_WORDS = frozenset({"from", "leaving", "departing"})
+_ORIGIN_WORDS = frozenset({"from", "leaving", "departing", "out of"})
 _DESTINATION_WORDS = frozenset({"to", "into", "towards", "toward", "visiting", "visit"})
 _LOCATION_WORDS = frozenset({"in", "at", "near", "around"})
 _ARROW = re.compile(r"^\s*(?:-|\u2013|\u2014|->|\u2192|to)\s*$")
@@ -158,6 +163,7 @@ def place_roles(text: str) -> PlaceRoles:
     mentions = find_places(text)
     origin = destination = location = None
     between = arrow_to = False
+    unassigned: list[Place] = []
     for index, mention in enumerate(mentions):
         before = text[max(0, mention.start - 24) : mention.start]
         match = _ROLE_WORD.search(before)
@@ -177,6 +183,11 @@ def place_roles(text: str) -> PlaceRoles:
         elif index + 1 < len(mentions) and _ARROW.match(text[mention.end : mentions[index + 1].start]):
             # "SFO-CDG", "SF to Paris": an arrow-joined pair is origin and destination.
             origin, arrow_to = origin or mention.place, True
+        elif not word:
+            unassigned.append(mention.place)
+    if origin is not None and destination is None and location is None:
+        # "Lisbon next month, leaving from Berlin": the place named without a role is where the user goes.
+        destination = next((p for p in unassigned if p.city != origin.city), None)
     return PlaceRoles(origin=origin, destination=destination, location=location, mentions=tuple(mentions))
 
 
@@ -204,25 +215,45 @@ _NOT_A_DAY_AFTER = (
     r"weeks?|hours?|%|am\b|pm\b|k\b))"
 )
 _ISO = r"(\d{4})-(\d{1,2})-(\d{1,2})"
+_WEEKDAY_ALT = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+# "Monday the 8th of September", "Fri, 3 Oct": the weekday only restates the date that follows it.
+_WD = rf"(?:(?:{_WEEKDAY_ALT}|mon|tues?|wed|thu(?:rs)?|fri|sat|sun)\.?,?\s+(?:the\s+)?)?"
+_ORDINAL_WORDS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4}
+_ORDINAL_WORDS |= {"last": -1, "final": -1}
+_ORDINAL_ALT = "|".join(_ORDINAL_WORDS)
+_WEEKDAY_TO = r"\s*(?:-|\u2013|\u2014|to|through|thru|until|till)\s*"
 
 # (kind, pattern); earlier patterns win where matches overlap.
 _DATE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(pattern, re.IGNORECASE))
     for kind, pattern in (
         ("iso_range", rf"\b{_ISO}{_DASH}{_ISO}\b"),
-        ("md_md", rf"\b{_M}\s+{_D}{_Y}{_DASH}(?:the\s+)?{_M}\s+{_D}{_Y}\b"),
-        ("dm_dm", rf"\b{_D}\s+(?:of\s+)?{_M}{_DASH}(?:the\s+)?{_D}\s+(?:of\s+)?{_M}{_Y}\b"),
-        ("md_d", rf"\b{_M}\s+{_D}{_DASH}(?:the\s+)?{_D}{_NOT_A_DAY_AFTER}{_Y}\b"),
-        ("d_dm", rf"\b{_D}{_DASH}(?:the\s+)?{_D}\s+(?:of\s+)?{_M}{_Y}\b"),
+        ("md_md", rf"\b{_WD}{_M}\s+{_D}{_Y}{_DASH}(?:the\s+)?{_WD}{_M}\s+{_D}{_Y}\b"),
+        ("dm_dm", rf"\b{_WD}{_D}\s+(?:of\s+)?{_M}{_DASH}(?:the\s+)?{_WD}{_D}\s+(?:of\s+)?{_M}{_Y}\b"),
+        ("md_d", rf"\b{_WD}{_M}\s+{_D}{_DASH}(?:the\s+)?{_D}{_NOT_A_DAY_AFTER}{_Y}\b"),
+        ("d_dm", rf"\b{_WD}{_D}{_DASH}(?:the\s+)?{_D}\s+(?:of\s+)?{_M}{_Y}\b"),
         ("iso", rf"\b{_ISO}\b"),
-        ("md", rf"\b{_M}\s+(?:the\s+)?{_D}{_NOT_A_DAY_AFTER}{_Y}\b"),
-        ("dm", rf"\b{_D}\s+(?:of\s+)?{_M}{_Y}\b"),
+        ("md", rf"\b{_WD}{_M}\s+(?:the\s+)?{_D}{_NOT_A_DAY_AFTER}{_Y}\b"),
+        ("dm", rf"\b{_WD}{_D}\s+(?:of\s+)?{_M}{_Y}\b"),
+        # "the first weekend of September", "last weekend in October": Saturday and Sunday.
+        ("nth_weekend", rf"\b({_ORDINAL_ALT})\s+weekend\s+(?:of|in)\s+{_M}{_Y}\b"),
         ("us", r"(?<![\d/])(\d{1,2})/(\d{1,2})(?:/(\d{4}|\d{2}))?(?![\d/])"),
         (
             "relative",
-            r"\b(day after tomorrow|today|tonight|tomorrow|(?:next|this|coming|on)\s+"
-            r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|week|weekend))\b",
+            r"\b(day after tomorrow|today|tonight|tomorrow|(?:next|this|coming|on)\s+(?:week|weekend)"
+            r"|(?:the)\s+weekend)\b",
         ),
+        # "Friday to Monday", "from Fri - Sun": the end is the first such day after the start.
+        ("weekday_range", rf"\b(?:(next|this|coming)\s+)?({_WEEKDAY_ALT}){_WEEKDAY_TO}({_WEEKDAY_ALT})\b"),
+        ("weekday", rf"\b(?:(next|this|coming)\s+)?({_WEEKDAY_ALT})\b"),
+        # "in two weeks", "in 3 days", "two weeks from now": one day, counted from today.
+        (
+            "in_n",
+            rf"\bin\s+(\d+|{_NUM_WORD_ALT})\s+(days?|weeks?)(?:'?\s*time)?\b"
+            rf"|\b(\d+|{_NUM_WORD_ALT})\s+(days?|weeks?)\s+from\s+(?:now|today)\b",
+        ),
+        # "next month": a period; it starts the stay ("Lisbon next month for a week").
+        ("month_rel", r"\b(next|this|coming)\s+month\b"),
     )
 )
 _DATE_GUARD = {
@@ -236,11 +267,19 @@ _DATE_GUARD = {
     "dm": "month",
     "us": "us",
     "relative": "relative",
+    "nth_weekend": "relative",
+    "weekday_range": "relative",
+    "weekday": "relative",
+    "in_n": "relative",
+    "month_rel": "relative",
 }
+_FROM_WEEKDAY = frozenset({"weekday", "weekday_range"})
 _ANY_DIGIT = re.compile(r"\d")
 _ISO_HINT = re.compile(r"\d{4}-\d")
 _MONTH_WORD = re.compile(rf"(?i)\b(?:{_MONTH_ALT})\b")
-_RELATIVE_WORD = re.compile(r"(?i)\b(?:today|tonight|tomorrow|next|this|coming|on)\b")
+_RELATIVE_WORD = re.compile(
+    rf"(?i)\b(?:today|tonight|tomorrow|next|this|coming|on|weekend|weeks?|days?|month|{_WEEKDAY_ALT})\b"
+)
 _DURATION = re.compile(rf"(?i)\bfor\s+(\d+|{_NUM_WORD_ALT})\s+(nights?|days?|weeks?)\b")
 _END_MARKER = re.compile(
     r"(?i)\b(?:return(?:ing)?|back|check(?:ing)?[- ]?out|until|till|coming back|fly(?:ing)? back)\s*(?:on\s+)?$"
@@ -329,6 +368,25 @@ def _relative(phrase: str, today: date) -> tuple[date, date | None]:
     return today + timedelta(days=ahead), None
 
 
+def _weekday_on_or_after(day: date, weekday: str) -> date:
+    return day + timedelta(days=(_WEEKDAYS[weekday.lower()] - day.weekday()) % 7)
+
+
+def _nth_weekend(ordinal: str, month: int, year: int) -> tuple[date, date] | None:
+    """Saturday and Sunday of the n-th (or last) weekend whose Saturday falls in the month."""
+    nth = _ORDINAL_WORDS[ordinal.lower()]
+    first = _weekday_on_or_after(date(year, month, 1), "saturday")
+    saturdays = [first + timedelta(days=7 * k) for k in range(5)]
+    saturdays = [d for d in saturdays if d.month == month]
+    if nth == -1:
+        saturday = saturdays[-1]
+    elif nth <= len(saturdays):
+        saturday = saturdays[nth - 1]
+    else:
+        return None
+    return saturday, saturday + timedelta(days=1)
+
+
 def _parse_date_match(
     kind: str, groups: tuple[str | None, ...], *, today: date, year_hint: int | None
 ) -> tuple[date | None, date | None]:
@@ -365,7 +423,27 @@ def _parse_date_match(
                 return None, None
             return _month_day(month_num, day_num, _year(g[2]), today=today, year_hint=year_hint), None
         if kind == "relative":
-            return _relative(g[0], today)
+            return _relative(g[0] if g[0].lower() != "the weekend" else "this weekend", today)
+        if kind == "nth_weekend":
+            month_number = _MONTHS[g[1].lower()]
+            year = _year(g[2]) or year_hint or today.year
+            found = _nth_weekend(g[0], month_number, year)
+            if found is not None and found[1] < today and not g[2] and year_hint is None:
+                found = _nth_weekend(g[0], month_number, year + 1)
+            return found if found is not None else (None, None)
+        if kind == "weekday_range":
+            start, _ = _relative(f"{g[0] or 'on'} {g[1]}", today)
+            return start, _weekday_on_or_after(start + timedelta(days=1), g[2])
+        if kind == "weekday":
+            return _relative(f"{g[0] or 'on'} {g[1]}", today)[0], None
+        if kind == "in_n":
+            amount = _to_int(g[0] or g[2]) or 0
+            unit = (g[1] or g[3]).lower()
+            return today + timedelta(days=amount * (7 if unit.startswith("week") else 1)), None
+        if kind == "month_rel":
+            if g[0].lower() == "this":
+                return today, None
+            return (today.replace(day=1) + timedelta(days=32)).replace(day=1), None
     except ValueError:  # June 31, 2025-02-30
         return None, None
     return None, None
@@ -386,6 +464,7 @@ def extract_dates(text: str, *, today: date, year: int | None = None) -> DateRan
     }
     taken: list[tuple[int, int]] = []
     found: list[tuple[int, int, date | None, date | None]] = []
+    weekday_starts: set[int] = set()  # where bare weekdays begin: an end weekday comes after the start
     for kind, pattern in _DATE_PATTERNS:
         if not possible[_DATE_GUARD[kind]]:
             continue
@@ -398,6 +477,8 @@ def extract_dates(text: str, *, today: date, year: int | None = None) -> DateRan
                 continue
             taken.append(span)
             found.append((span[0], span[1], start, end))
+            if kind in _FROM_WEEKDAY:
+                weekday_starts.add(span[0])
     if not found:
         return DateRange()
     found.sort(key=lambda item: item[0])
@@ -413,6 +494,8 @@ def extract_dates(text: str, *, today: date, year: int | None = None) -> DateRan
     start_date: date | None = None
     end_date: date | None = None
     for begin, day in singles:
+        if begin in weekday_starts and start_date is not None and day <= start_date:
+            day += timedelta(days=7 * ((start_date - day).days // 7 + 1))  # "Tuesday, returning Thursday"
         if _END_MARKER.search(text[max(0, begin - 24) : begin]):
             if end_date is None:
                 end_date = day
@@ -432,6 +515,76 @@ def extract_dates(text: str, *, today: date, year: int | None = None) -> DateRan
                 end_date = start_date + timedelta(days=days)
     start_date, end_date = _range(start_date, end_date)
     return DateRange(start=start_date, end=end_date, dates=tuple(dates))
+
+
+# ---------------------------------------------------------------------------------------------- periods
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A reporting period ("Q3", "last quarter", "H2 2025", "this year"): a filter on data, never a name."""
+
+    label: str
+    start: date
+    end: date
+
+
+_PERIOD = re.compile(
+    r"(?i)\b(?:(?P<q>q[1-4])|(?P<h>h[12]))(?:\s*(?:of\s+)?(?:'|fy)?(?P<qy>\d{4}|\d{2})\b)?(?!\w)"
+    r"|\b(?P<rel>this|last|next|current|previous|past|coming)\s+(?P<unit>quarter|year|month|half)\b"
+    r"|\b(?P<ytd>ytd|year[- ]to[- ]date)\b"
+    r"|\bfy\s?'?(?P<fy>\d{4}|\d{2})\b"
+)
+
+
+def _quarter(year: int, number: int) -> tuple[date, date]:
+    start = date(year, 3 * number - 2, 1)
+    end = date(year + (number == 4), 1 if number == 4 else 3 * number + 1, 1) - timedelta(days=1)
+    return start, end
+
+
+def extract_period(text: str, *, today: date) -> Period | None:
+    """The reporting period a sentence filters by. A quarter or half without a year is this year's (calendar
+    quarters: a fiscal calendar would need the context to say so)."""
+    match = _PERIOD.search(text)
+    if not match:
+        return None
+    label = " ".join(match.group(0).split())
+    if match.group("q") or match.group("h"):
+        year = _year(match.group("qy")) or today.year
+        number = int((match.group("q") or match.group("h"))[1])
+        if match.group("q"):
+            start, end = _quarter(year, number)
+        else:
+            start, end = (
+                date(year, 1 if number == 1 else 7, 1),
+                date(year, 6 if number == 1 else 12, 30 + (number == 2)),
+            )
+        return Period(label.upper() if not match.group("qy") else label, start, end)
+    if match.group("ytd"):
+        return Period(label, date(today.year, 1, 1), today)
+    if match.group("fy"):
+        year = _year(match.group("fy")) or today.year
+        return Period(label, date(year, 1, 1), date(year, 12, 31))
+    rel, unit = match.group("rel").lower(), match.group("unit").lower()
+    shift = {"last": -1, "previous": -1, "past": -1, "next": 1, "coming": 1}.get(rel, 0)
+    if unit == "year":
+        return Period(label, date(today.year + shift, 1, 1), date(today.year + shift, 12, 31))
+    if unit == "quarter":
+        index = (today.month - 1) // 3 + shift  # quarters since January of this year, from 0
+        year, number = today.year + index // 4, index % 4 + 1
+        start, end = _quarter(year, number)
+        return Period(label, start, end)
+    if unit == "half":
+        index = (today.month - 1) // 6 + shift
+        year, half = today.year + index // 2, index % 2
+        start = date(year, 1 + 6 * half, 1)
+        end = date(year, 6, 30) if half == 0 else date(year, 12, 31)
+        return Period(label, start, end)
+    months = today.year * 12 + today.month - 1 + shift
+    start = date(months // 12, months % 12 + 1, 1)
+    end = (start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    return Period(label, start, end)
 
 
 # ------------------------------------------------------------------------------------------------ money
@@ -660,6 +813,17 @@ _COMPANY = re.compile(
     r"\b(?i:at|from|with|for|of|company|account|customer|client|employer)\s*:?\s+"
     r"(?P<company>[A-Z][\w&'.-]*(?:\s+(?:&\s+)?[A-Z][\w&'.-]*)*)"
 )
+_COMPANY_WITH_SUFFIX = re.compile(
+    r"\b(?P<company>[A-Z][\w&'.-]*(?:\s+[A-Z][\w&'.-]*)*\s+(?i:inc|corp|corporation|llc|ltd|gmbh|plc|ag|sa)\b\.?)"
+)
+# "VP of Sales", "Head of Marketing": a department in a job title, not a company.
+_TITLE_BEFORE_OF = re.compile(
+    r"(?i)\b(?:vp|vice president|head|director|chief|manager|president|svp|evp)\s+$"
+)
+# "Acme and Globex", "Acme, Globex or Initech": more companies of the same list.
+_MORE_COMPANIES = re.compile(
+    r"\s*(?:,\s*(?:and\s+|or\s+)?|\s+(?:and|or|&|vs\.?|versus)\s+)(?P<company>[A-Z][\w&'.-]*)"
+)
 _COMPANY_BEFORE_NOUN = re.compile(
     r"(?P<company>[A-Z][\w&'.-]*(?:\s+[A-Z][\w&'.-]*)*)(?:'s)?\s+"
     r"(?i:contacts|deals|opportunities|opportunity|leads|accounts?|pipeline|people)\b"
@@ -668,7 +832,12 @@ _NOT_A_COMPANY = frozenset(
     {"the", "a", "an", "i", "me", "my", "our", "we", "find", "show", "list", "get", "query", "search"}
     | {"all", "any", "new", "open", "top", "add", "create", "please", "then", "and", "also", "plan"}
     | {"crm", "salesforce", "it", "this", "that", "us", "usd", "eur"}
+    # Sentence openers and adjectives that stand capitalised before a noun ("Which opportunities ...").
+    | {"which", "what", "who", "whose", "how", "any", "biggest", "largest", "latest", "recent", "current"}
+    | {"total", "pipeline", "big", "small", "key", "summarize", "summarise", "compare", "give", "pull"}
 )
+# Periods are filters, never names: "our Q3 pipeline", "FY25 deals", "H2".
+_PERIOD_WORD = re.compile(r"(?i)^(?:q[1-4]|h[12]|fy\s?'?\d{2,4}|ytd|\d{4})$")
 _PER_PERSON = re.compile(r"(?i)\bper\s+(?:person|passenger|traveller|traveler|guest|adult)\b")
 _FREEMAIL = frozenset({"gmail", "yahoo", "hotmail", "outlook", "icloud", "proton", "protonmail", "aol"})
 _FREEMAIL |= {"example", "mail", "live", "msn", "gmx"}
@@ -726,19 +895,19 @@ def _clean_company(raw: str) -> str | None:
         return None
     if words[0].lower() in _NOT_A_COMPANY or words[0][0].isdigit():
         return None
+    while words and _PERIOD_WORD.match(words[-1]):
+        words = words[:-1]
+    if not words or _PERIOD_WORD.match(words[0]):
+        return None
     return " ".join(words)
 
 
 def extract_company(text: str, *, exclude: Iterable[str] = (), guess_from_email: bool = True) -> str | None:
     """A company or account named in the sentence ("at Acme Corp", "from Globex", "Initech's deals"), else
     (with ``guess_from_email``) the organisation of a non-freemail email address."""
-    excluded = {e.lower() for e in exclude if e}
-    for pattern in (_COMPANY, _COMPANY_BEFORE_NOUN):
-        for match in pattern.finditer(text):
-            raw = match.group("company")
-            company = _clean_company(raw)
-            if company and company.lower() not in excluded and extract_alliance(raw) is None:
-                return company
+    found = extract_companies(text, exclude=exclude)
+    if found:
+        return found[0]
     if not guess_from_email:
         return None
     for email in extract_emails(text):
@@ -746,6 +915,35 @@ def extract_company(text: str, *, exclude: Iterable[str] = (), guess_from_email:
         if len(domain) >= 2 and domain[-2].lower() not in _FREEMAIL:
             return domain[-2].capitalize()
     return None
+
+
+def extract_companies(text: str, *, exclude: Iterable[str] = ()) -> list[str]:
+    """Every company a sentence names as one list ("for Acme and Globex" -> both), first one first."""
+    excluded = {e.lower() for e in exclude if e}
+    for pattern in (_COMPANY, _COMPANY_WITH_SUFFIX, _COMPANY_BEFORE_NOUN):
+        for match in pattern.finditer(text):
+            if pattern is _COMPANY and _TITLE_BEFORE_OF.search(text[: match.start()]):
+                continue
+            raw = match.group("company")
+            company = _clean_company(raw)
+            if not company or company.lower() in excluded or extract_alliance(raw) is not None:
+                continue
+            companies = [company]
+            joined = False  # "Umbrella Corp, VP of Sales" is no list: a list ends in "and" or "or"
+            position = match.end("company")
+            while more := _MORE_COMPANIES.match(text, position):
+                other = _clean_company(more.group("company"))
+                if not other or other.lower() in excluded or other in companies:
+                    break
+                companies.append(other)
+                joined = (
+                    joined
+                    or "," not in more.group(0)
+                    or bool(re.search(r"(?i)\b(?:and|or)\b", more.group(0)))
+                )
+                position = more.end()
+            return companies if joined else companies[:1]
+    return []
 
 
 _STAGES: dict[str, str] = {
@@ -827,7 +1025,7 @@ def extract_limit(text: str) -> int | None:
 
 
 _PROJECT_ID = re.compile(
-    r"(?i)\b(?:project|proj|prj)\s*(?:id\s*)?(?:#|no\.?|number)?\s*[:=]?\s*(?P<id>[a-z]{0,6}[_-]?\d+)\b"
+    r"(?i)\b(?:project|proj|prj)\b\s*(?:id\s*)?(?:#|no\.?|number)?\s*[:=]?\s*(?P<id>[a-z]{0,6}[_-]?\d+)\b"
     r"|\b(?P<bare>[a-z]{2,6}_\d+|[A-Z]{1,5}-\d{1,6})\b"
 )
 
@@ -835,6 +1033,16 @@ _PROJECT_ID = re.compile(
 def extract_project_id(text: str) -> str | None:
     match = _PROJECT_ID.search(text)
     return (match.group("id") or match.group("bare")) if match else None
+
+
+def extract_project_ids(text: str) -> list[str]:
+    """Every project id, in order ("proj_2 and proj_5")."""
+    found: list[str] = []
+    for match in _PROJECT_ID.finditer(text):
+        project = match.group("id") or match.group("bare")
+        if project not in found:
+            found.append(project)
+    return found
 
 
 _TITLE = re.compile(
@@ -970,6 +1178,20 @@ class Extraction:
         person = self.person
         exclude = [person.full_name] if person else ()
         return extract_company(self.text, exclude=exclude, guess_from_email=False)
+
+    @cached_property
+    def companies(self) -> list[str]:
+        """Every company of the list the text names ("for Acme and Globex")."""
+        person = self.person
+        return extract_companies(self.text, exclude=[person.full_name] if person else ())
+
+    @cached_property
+    def project_ids(self) -> list[str]:
+        return extract_project_ids(self.text)
+
+    @cached_property
+    def period(self) -> Period | None:
+        return extract_period(self.text, today=self.today)
 
     @cached_property
     def company_guess(self) -> str | None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
 from typing import Any, cast
@@ -52,7 +52,7 @@ from planner.models import (
     pick_synthesis_agent,
     synthesis_step,
 )
-from planner.places import find_places, lookup_place
+from planner.places import Place, find_places, lookup_place
 
 __all__ = ["MUTATING_VERBS", "plan_offline", "split_requests"]
 
@@ -62,7 +62,18 @@ _PHRASES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), replacement)
     for pattern, replacement in (
         (r"\bthings to (?:do|see)\b|\bwhat to (?:do|see)\b|\bplaces to (?:visit|see)\b", " activity "),
+        (
+            r"\b(?:what|anything|something|stuff|lots)(?:'s|\s+is|\s+are)?(?:\s+there)?\s+to\s+(?:do|see)\b",
+            " activity ",
+        ),
         (r"\b(?:places|where) to stay\b", " hotel "),
+        (r"\b(?:somewhere|someplace|anywhere|a place|place)\s+to\s+stay\b", " hotel "),
+        (r"\bwhere\s+(?:should|can|could|do|shall|would)\s+(?:i|we)\s+stay\b", " hotel "),
+        (r"\bb\s*&\s*b\b", " hotel "),
+        # A round trip is a flight, not a trip that needs somewhere to stay.
+        (r"\bround[- ]trips?\b|\bone[- ]way\b|\breturn tickets?\b", " flight "),
+        # "Is proj_12 over budget?": a project id names a project.
+        (r"\b(?:proj|prj)_\d+\b", " project "),
         (r"\blook(?:ing)? (?:up|for)\b", " find "),
         (r"\bsum up\b", " summarize "),
         (r"\bsign up\b", " create "),
@@ -74,12 +85,13 @@ _SYNONYMS: dict[str, str] = {}
 for _meaning, _spellings in {
     "flight": "flight flights fly flying flies airfare airfares fare fares plane planes",
     "hotel": "hotel hotels stay stays staying accommodation accommodations lodging lodgings room rooms motel "
-    "motels hostel hostels resort resorts bnb airbnb",
+    "motels hostel hostels resort resorts bnb airbnb ryokan ryokans inn inns guesthouse guesthouses "
+    "guest-house guest-houses lodge lodges pension pensions",
     "activity": "activity activities tour tours sightseeing attraction attractions excursion excursions "
     "experience experiences museum museums sight sights",
-    "contact": "contact contacts people person persons",
+    "contact": "contact contacts people person persons customer customers client clients",
     "opportunity": "opportunity opportunities opp opps deal deals pipeline",
-    "lead": "lead leads",
+    "lead": "lead leads prospect prospects",
     "create": "add adding create creating register registering enter insert log record capture make",
     "find": "search searching find finding look looking lookup show showing get getting fetch pull "
     "retrieve check query querying see display give",
@@ -89,7 +101,8 @@ for _meaning, _spellings in {
     "project": "project projects",
     "analyze": "analyze analyse analyzing analysing analysis evaluate evaluation assess assessment compare "
     "comparison examine insight insights",
-    "summarize": "summarize summarise summarizing summarising summary summaries recap overview digest tldr",
+    "summarize": "summarize summarise summarizing summarising summary summaries recap overview digest tldr "
+    "rundown",
     "recommend": "recommend recommends recommendation recommendations suggest suggestion suggestions advise "
     "advice propose",
 }.items():
@@ -209,6 +222,8 @@ def _build_profile(capability: CapabilitySpec) -> _Profile:
 class _Fragment:
     text: str
     then: bool  # introduced by "then": depends on the request before it
+    start: int = 0  # where the piece stands in the query, so merged pieces keep the words between them
+    end: int = 0
 
 
 _SEPARATOR = re.compile(
@@ -222,6 +237,10 @@ _BETWEEN = re.compile(r"(?i)\bbetween\b")
 
 def split_requests(query: str) -> list[tuple[str, bool]]:
     """The query's pieces and whether each was introduced by "then"."""
+    return [(p.text, p.then) for p in _fragments(query)]
+
+
+def _fragments(query: str) -> list[_Fragment]:
     pieces: list[_Fragment] = []
     start = 0
     then = False
@@ -234,13 +253,15 @@ def split_requests(query: str) -> list[tuple[str, bool]]:
         ):
             continue  # "between Paris and London", "between June 1 and June 7"
         if piece.strip():
-            pieces.append(_Fragment(piece.strip(), then))
+            begin = start + len(piece) - len(piece.lstrip())
+            pieces.append(_Fragment(piece.strip(), then, begin, begin + len(piece.strip())))
         then = bool(match.group("then1") or match.group("then2") or match.group("then3"))
         start = match.end()
     tail = query[start:].strip().rstrip(".!?")
     if tail:
-        pieces.append(_Fragment(tail, then))
-    return [(p.text, p.then) for p in pieces]
+        begin = start + len(query[start:]) - len(query[start:].lstrip())
+        pieces.append(_Fragment(tail, then, begin, begin + len(tail)))
+    return pieces
 
 
 @dataclass(slots=True)
@@ -248,6 +269,7 @@ class _Request:
     text: str
     then: bool
     matches: list[tuple[CatalogAgent, CapabilitySpec]] = field(default_factory=list)
+    start: int = 0  # where the request begins in the query
 
 
 @dataclass(slots=True)
@@ -399,6 +421,8 @@ class _Scope:
     whole: Extraction
     context: Mapping[str, Any]
     query: str
+    # One entity of a list the request names ("hotels in Amsterdam and Brussels"): kind -> value.
+    override: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _value(kind: str, name: str, spec: ParameterSpec, cap: CapabilitySpec, scope: _Scope) -> Any:
@@ -406,6 +430,8 @@ def _value(kind: str, name: str, spec: ParameterSpec, cap: CapabilitySpec, scope
     dates, head count, company) fall back to the whole query; limits and filters (price, stars, landmark,
     stage, status) come only from the request itself, so "flights under $1000" never caps the hotels."""
     local, whole = scope.local, scope.whole
+    if kind in scope.override:
+        return scope.override[kind]
     lp, wp = local.places, whole.places
     kinds = _kinds_of(tuple(cap.parameters))
     if kind == "origin":
@@ -485,7 +511,8 @@ def _value(kind: str, name: str, spec: ParameterSpec, cap: CapabilitySpec, scope
         if spec.enum:
             if local.status is not None and local.status in spec.enum:
                 return local.status
-            return match_enum(local.text, spec.enum, skip=_profile_of(cap).raw_nouns)
+            text = _PROSPECTS.sub("lead", local.text) if "lead" in spec.enum else local.text
+            return match_enum(text, spec.enum, skip=_profile_of(cap).raw_nouns)
         return local.status
     if kind == "limit":
         return local.limit
@@ -517,6 +544,51 @@ def _value(kind: str, name: str, spec: ParameterSpec, cap: CapabilitySpec, scope
     if kind == "budget":
         return scope.context.get("budget")
     return None
+
+
+_PROSPECTS = re.compile(r"(?i)\bprospects?\b")
+
+# Between two places of one list: "Paris, Rome and Madrid", "to Paris and to Rome", "Amsterdam or Brussels".
+_PLACE_LIST_GAP = re.compile(
+    r"(?i)^\s*(?:,\s*(?:and\s+|or\s+)?|\s+(?:and|or|&|vs\.?|versus)\s+)(?:to\s+|in\s+)?$"
+)
+
+
+def _variants(cap: CapabilitySpec, scope: _Scope) -> list[dict[str, Any]]:
+    """One override per entity when the request names several of the kind the capability is scoped by
+    ("hotels in Amsterdam and Brussels": one search each); a single empty override otherwise."""
+    kinds = _kinds_of(tuple(cap.parameters))
+    local = scope.local
+    if kinds & {"city", "destination"}:
+        places = _place_list(local)
+        if len(places) > 1:
+            return [
+                {k: v for k, v in (("city", p.city), ("destination", p.airport)) if k in kinds}
+                for p in places
+            ]
+    if "company" in kinds and not _profile_of(cap).mutating and len(local.companies) > 1:
+        return [{"company": company} for company in local.companies]
+    if "project_id" in kinds and len(local.project_ids) > 1:
+        return [{"project_id": project} for project in local.project_ids]
+    return [{}]
+
+
+def _place_list(local: Extraction) -> list[Place]:
+    """The places of the list that holds where the request is about ("in Paris, Rome and Madrid")."""
+    roles = local.places
+    mentions = [m for m in roles.mentions if roles.origin is None or m.place.city != roles.origin.city]
+    if len(mentions) < 2:
+        return []
+    listed = [mentions[0]]
+    for mention in mentions[1:]:
+        if not _PLACE_LIST_GAP.match(local.text[listed[-1].end : mention.start]):
+            break
+        listed.append(mention)
+    places: list[Place] = []
+    for mention in listed:
+        if all(p.city != mention.place.city for p in places):
+            places.append(mention.place)
+    return places if len(places) > 1 else []
 
 
 _SUBJECTS = frozenset({"hotel", "flight", "activity", "contact", "lead", "project", "opportunity"})
@@ -719,17 +791,23 @@ def plan_offline(
             details={"reason": "invalid_execution_mode", "allowed": sorted(EXECUTION_MODES)},
         )
     session = _Session(text, dict(context or {}), today)
-    pieces = split_requests(text)
+    fragments = _fragments(text)
+    pieces = [(f.text, f.then) for f in fragments]
     requests: list[_Request] = []
-    for piece, then in pieces:
+    for fragment in fragments:
+        piece, then = fragment.text, fragment.then
         chosen = _match(piece, catalog, session)
         if chosen and requests and not then and _same_request(chosen, requests[-1], piece):
-            requests[-1].text += ", " + piece  # "things to do in Tokyo, especially museums"
+            # "things to do in Tokyo, especially museums": the request runs on, with the words between.
+            requests[-1].text = text[requests[-1].start : fragment.end]
         elif chosen:
-            requests.append(_Request(piece, then, [(c.agent, c.capability) for c in chosen]))
+            requests.append(
+                _Request(piece, then, [(c.agent, c.capability) for c in chosen], start=fragment.start)
+            )
         elif requests:
-            requests[-1].text += ", " + piece  # detail for the request before it ("..., 4-star")
-    if not requests and _tokens(text) & _TRIP_WORDS:
+            # detail for the request before it ("..., 4-star", "in Amsterdam and Brussels")
+            requests[-1].text = text[requests[-1].start : fragment.end]
+    if not requests and (_tokens(text) & _TRIP_WORDS or _is_journey(session.whole)):
         # "Plan a trip from SF to Paris for June 1-7": a trip means getting there and somewhere to stay.
         chosen = _match(text, catalog, session, extra={"flight", "hotel"})
         if chosen:
@@ -745,6 +823,19 @@ def plan_offline(
             },
         )
     return _build(session, requests, domain, execution_mode, catalog)
+
+
+def _is_journey(whole: Extraction) -> bool:
+    """ "Lisbon next month for a week, leaving from Berlin": a start, somewhere else to go and a date is a
+    trip even when no trip word is written."""
+    places = whole.places
+    there = places.destination or places.location
+    return (
+        places.origin is not None
+        and there is not None
+        and there.city != places.origin.city
+        and whole.dates.start is not None
+    )
 
 
 class _Session:
@@ -801,6 +892,62 @@ def _match(
     return _choose(candidates)
 
 
+_UNKNOWN_PLACE = re.compile(
+    r"\b(?i:in|to|from|at|near|around|visiting|leaving|out of)\s+(?P<name>[A-Z][\w'\u2019-]*(?:\s+[A-Z][\w'\u2019-]*)*)"
+)
+
+
+def _unknown_places(text: str, missing: list[str]) -> str:
+    """A note naming the place the table does not know, when a place parameter is what is missing."""
+    if not any(_kind(m) in {"city", "origin", "destination"} for m in missing):
+        return ""
+    names = [
+        m.group("name")
+        for m in _UNKNOWN_PLACE.finditer(text)
+        if lookup_place(m.group("name")) is None
+        and not find_places(m.group("name"))
+        and m.group("name").split()[0].lower() not in _NOT_PLACES
+    ]
+    if not names:
+        return ""
+    listed = ", ".join(repr(n) for n in dict.fromkeys(names))
+    return f" ({listed} is not in the offline planner's place table; name a known city or an airport code)"
+
+
+_NOT_PLACES = frozenset(
+    {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october"}
+    | {"november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct"}
+    | {"nov", "dec", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "q1"}
+    | {"q2", "q3", "q4", "h1", "h2", "i"}
+)
+
+
+def _period_notes(
+    session: _Session,
+    requests: list[_Request],
+    drafted: list[tuple[int, CatalogAgent, CapabilitySpec, dict[str, Any], bool]],
+) -> list[tuple[str, str]]:
+    """A reporting period ("Q3", "last quarter") is a filter. Steps whose capability takes no dates cannot
+    apply it, so the synthesis is told to, and a warning says so: it is never taken as a name."""
+    notes: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for index, _agent, cap, _params, generic in drafted:
+        if generic or _kinds_of(tuple(cap.parameters)) & {"start", "end", "day"}:
+            continue
+        period = session.extraction(requests[index].text).period or session.whole.period
+        if period is None or period.label in seen:
+            continue
+        seen.add(period.label)
+        span = f"{period.start.isoformat()} to {period.end.isoformat()}"
+        notes.append(
+            (
+                f"{cap.name} has no date filter; the period {period.label!r} ({span}) is applied in the summary",
+                f"only consider records of {period.label} ({span}); say which ones the results do not date",
+            )
+        )
+    return notes
+
+
 def _build(
     session: _Session,
     requests: list[_Request],
@@ -816,28 +963,49 @@ def _build(
     drafted: list[tuple[int, CatalogAgent, CapabilitySpec, dict[str, Any], bool]] = []
     folded: list[str] = []
     for index, request in enumerate(requests):
-        scope = session.scope(request.text)
+        base = session.scope(request.text)
         for agent, cap in request.matches:
-            params, missing, notes = _parameters(agent, cap, scope)
-            warnings.extend(notes)
-            if missing:
-                hints = "; ".join(_HINTS.get(_kind(m) or "", f"give a value for {m!r}") for m in missing)
-                warnings.append(
-                    f"left out {cap.name!r} ({agent.id}): missing required "
-                    f"{', '.join(repr(m) for m in missing)} - {hints}"
-                )
-                missing_report.append(
-                    {"agent": agent.id, "capability": cap.name, "missing": missing, "request": request.text}
-                )
-                continue
-            drafted.append((index, agent, cap, params, agent.domain == "generic"))
+            for override in _variants(cap, base):
+                scope = replace(base, override=override) if override else base
+                params, missing, notes = _parameters(agent, cap, scope)
+                warnings.extend(notes)
+                if missing:
+                    hints = "; ".join(_HINTS.get(_kind(m) or "", f"give a value for {m!r}") for m in missing)
+                    unknown = _unknown_places(request.text, missing)
+                    warnings.append(
+                        f"left out {cap.name!r} ({agent.id}): missing required "
+                        f"{', '.join(repr(m) for m in missing)} - {hints}{unknown}"
+                    )
+                    missing_report.append(
+                        {
+                            "agent": agent.id,
+                            "capability": cap.name,
+                            "missing": missing,
+                            "request": request.text,
+                            "generic": agent.domain == "generic",
+                            "note": unknown.strip(" ()"),
+                        }
+                    )
+                    continue
+                drafted.append((index, agent, cap, params, agent.domain == "generic"))
 
-    if not drafted:
+    # An analysis of data the plan cannot fetch is a wrong plan: "compare hotels in Amsterdam and Brussels"
+    # without dates must fail naming the dates, not become a lone LLM call about hotels.
+    lost_data = [m for m in missing_report if not m["generic"]]
+    if not drafted or (lost_data and all(generic for *_, generic in drafted)):
+        reported = lost_data or missing_report
         raise PlanningFailed(
             "the matching capabilities need parameters the query does not give: "
-            + "; ".join(f"{m['capability']} needs {', '.join(m['missing'])}" for m in missing_report),
-            details={"reason": "missing_parameters", "missing": missing_report, "warnings": warnings},
+            + "; ".join(
+                f"{m['capability']} needs {', '.join(m['missing'])}"
+                + (f" ({m['note']})" if m["note"] else "")
+                for m in reported
+            ),
+            details={"reason": "missing_parameters", "missing": reported, "warnings": warnings},
         )
+    for note in _period_notes(session, requests, drafted):
+        warnings.append(note[0])
+        folded.append(note[1])
 
     has_data = any(not generic for *_, generic in drafted)
     if has_data:

@@ -21,11 +21,14 @@ from planner.extract import (
     extract_dates,
     extract_landmark,
     extract_money,
+    extract_period,
     extract_person,
     extract_stars,
 )
 from planner.offline import split_requests
 from planner.places import find_places, lookup_place
+from tests.planner_corpus import ABSENT, CORPUS, CRM, PROJECTS, TRAVEL, Case, Fail
+from tests.planner_corpus import TODAY as CORPUS_TODAY
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -622,3 +625,121 @@ def test_public_names() -> None:
     }
     for name in planner.__all__:
         assert getattr(planner, name) is not None
+
+
+# ------------------------------------------------------------------------- the corpus: queries as people write
+
+# Known misses, kept in the corpus so the share stays honest (see tests/planner_corpus.py).
+CORPUS_KNOWN_MISSES = frozenset(
+    # A leading "a weekend in Paris" asks for somewhere to stay, but only "flying from London" names a
+    # capability: the planner plans the flight alone.
+    {"Plan a weekend in Paris next weekend, flying from London"}
+)
+
+
+def _corpus_verdict(case: Case) -> str | None:
+    """None when the planner gives the case's plan shape, else what it did instead."""
+    catalog = filter_catalog(AGENTS, case.domain)
+    try:
+        result = plan(case.query, domain=case.domain, context=case.context, catalog=catalog, today=case.today)
+    except PlanningFailed as error:
+        if isinstance(case.expect, Fail) and all(name in error.message for name in case.expect.names):
+            return None
+        return f"failed: {error.message}"
+    if isinstance(case.expect, Fail):
+        return f"planned {[s.capability for s in result.steps]}, expected PLANNING_FAILED"
+    steps = [(s.capability, s.parameters) for s in result.steps if s.type != "llm"]
+    if len(steps) != len(case.expect):
+        return f"planned {steps}"
+    for (name, params), (wanted_name, wanted) in zip(steps, case.expect, strict=True):
+        present = {k: params.get(k, ABSENT) for k in wanted}
+        if name != wanted_name or present != wanted:
+            return f"planned {steps}"
+    if validate_plan(result, catalog):
+        return f"invalid plan {validate_plan(result, catalog)}"
+    return None
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[c.query[:50] for c in CORPUS])
+def test_corpus(case: Case) -> None:
+    verdict = _corpus_verdict(case)
+    if case.query in CORPUS_KNOWN_MISSES:
+        assert verdict is not None, "a known miss now plans right: take it off CORPUS_KNOWN_MISSES"
+        return
+    assert verdict is None, verdict
+
+
+def test_corpus_covers_the_three_domains() -> None:
+    assert len(CORPUS) >= 60
+    assert min(len(TRAVEL), len(CRM), len(PROJECTS)) >= 10
+    assert sum(isinstance(c.expect, Fail) for c in CORPUS) >= 5
+
+
+def test_several_entities_of_one_kind_get_one_step_each() -> None:
+    result = plan(
+        "Compare hotels in Amsterdam and Brussels for the first weekend of September", today=CORPUS_TODAY
+    )
+    assert [s.id for s in result.steps] == [
+        "step_1_search_hotels",
+        "step_2_search_hotels_2",
+        "step_3_summarize",
+    ]
+    assert "Also: Compare hotels in Amsterdam and Brussels" in result.steps[-1].parameters["prompt"]
+
+
+def test_a_lone_analysis_of_data_the_plan_cannot_fetch_fails() -> None:
+    with pytest.raises(PlanningFailed) as caught:
+        plan("Compare hotels in Amsterdam and Brussels")
+    assert caught.value.details["reason"] == "missing_parameters"
+    assert {m["capability"] for m in caught.value.details["missing"]} == {"search_hotels"}
+
+
+def test_an_unknown_place_is_named() -> None:
+    with pytest.raises(PlanningFailed, match="'Atlantis' is not in the offline planner's place table"):
+        plan("A hotel in Atlantis from Oct 3 to Oct 5")
+
+
+def test_a_period_is_a_filter_for_the_summary_not_an_account() -> None:
+    result = plan("Summarize our Q3 pipeline risk", today=CORPUS_TODAY)
+    assert data_steps(result) == {"query_opportunities": {}}
+    assert "Q3 (2025-07-01 to 2025-09-30)" in result.steps[-1].parameters["prompt"]
+    assert any("no date filter" in w and "'Q3'" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("the first weekend of September", "2025-09-06", "2025-09-07"),
+        ("last weekend in August", "2025-08-30", "2025-08-31"),
+        ("3rd to 6th of November", "2025-11-03", "2025-11-06"),
+        ("next month for a week", "2025-09-01", "2025-09-08"),
+        ("in two weeks", "2025-08-28", None),
+        ("3 days from now", "2025-08-17", None),
+        ("this weekend", "2025-08-16", "2025-08-17"),
+        ("from Friday to Monday", "2025-08-15", "2025-08-18"),
+        ("next Tuesday, returning Thursday", "2025-08-19", "2025-08-21"),
+        ("on Monday the 8th of September", "2025-09-08", None),
+        ("6 Nov", "2025-11-06", None),
+    ],
+)
+def test_relative_and_day_first_dates(text: str, start: str | None, end: str | None) -> None:
+    found = extract_dates(text, today=CORPUS_TODAY)
+    assert (found.start and found.start.isoformat(), found.end and found.end.isoformat()) == (start, end)
+
+
+@pytest.mark.parametrize(
+    ("text", "label", "start", "end"),
+    [
+        ("our Q3 pipeline", "Q3", "2025-07-01", "2025-09-30"),
+        ("Q4 2026 deals", "Q4 2026", "2026-10-01", "2026-12-31"),
+        ("last quarter", "last quarter", "2025-04-01", "2025-06-30"),
+        ("H1", "H1", "2025-01-01", "2025-06-30"),
+        ("this year", "this year", "2025-01-01", "2025-12-31"),
+        ("last month", "last month", "2025-07-01", "2025-07-31"),
+    ],
+)
+def test_periods(text: str, label: str, start: str, end: str) -> None:
+    period = extract_period(text, today=CORPUS_TODAY)
+    assert period is not None
+    assert (period.label, period.start.isoformat(), period.end.isoformat()) == (label, start, end)
+    assert extract_company(text) is None
