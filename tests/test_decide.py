@@ -184,6 +184,44 @@ def test_start_records_the_definition_and_context_first() -> None:
     assert run.state.tenant_id == "acme"
 
 
+def test_start_records_who_started_it_and_the_request_fingerprint() -> None:
+    run = Run(
+        build(transform("a")),
+        user={"id": 7, "tenant_id": "acme"},
+        tenant_id="acme",
+        key_id="key_01",
+        idempotency_key="order-1",
+        request_hash="sha256:abc",
+    )
+    started = run.first.events[0]
+    assert isinstance(started, ExecutionStarted)
+    assert started.started_by == {"key_id": "key_01", "user": {"id": 7, "tenant_id": "acme"}}
+    assert (started.idempotency_key, started.request_hash) == ("order-1", "sha256:abc")
+    assert run.state.started_by == started.started_by
+    assert started.public()["data"]["started_by"] == {
+        "key_id": "key_01",
+        "user": {"id": 7, "tenant_id": "acme"},
+    }
+    # Auth off: no key, the user still recorded.
+    anonymous = Run(build(transform("a")), user={"id": 1})
+    assert anonymous.state.started_by == {"key_id": None, "user": {"id": 1}}
+
+
+def test_a_log_written_before_the_audit_fields_replays_unchanged() -> None:
+    run = Run(build(query("q")), user={"id": 1})
+    run.send(CancelRequested(at(1)))
+    old_records = []
+    for event in run.log:
+        record = to_record(EXEC, event)
+        payload = {
+            k: v for k, v in record.payload.items() if k not in ("started_by", "request_hash", "requested_by")
+        }
+        old_records.append(record.model_copy(update={"payload": payload}))
+    state = fold(EXEC, (from_record(record) for record in old_records))
+    assert state.started_by is None and state.status == "cancelled"
+    assert [from_record(r).public()["data"].get("requested_by", "absent") for r in old_records][-2] is None
+
+
 def test_start_is_ignored_once_started() -> None:
     run = Run(build(query("q")))
     decision = run.send(Start(at(1), build(transform("other"))))
@@ -841,6 +879,18 @@ def test_cancel_records_request_and_cancellation_and_cancels_running_steps() -> 
     assert run.state.completed_at == at(1)
     assert run.statuses() == {"q": "cancelled", "w": "cancelled", "after": "pending"}
     assert run.state.timers == {}
+
+
+def test_cancel_records_who_asked() -> None:
+    run = Run(build(query("q")))
+    decision = run.send(CancelRequested(at(1), key_id="key_02", user={"id": 9}))
+    requested = decision.events[0]
+    assert requested.type == "execution.cancel_requested"
+    assert attr(requested, "requested_by") == {"key_id": "key_02", "user": {"id": 9}}
+    assert requested.public()["data"]["requested_by"] == {"key_id": "key_02", "user": {"id": 9}}
+    anonymous = Run(build(query("q")))
+    anonymous.send(CancelRequested(at(1)))
+    assert attr(anonymous.log[-2], "requested_by") == {"key_id": None, "user": None}
 
 
 def test_cancel_default_reason() -> None:

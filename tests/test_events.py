@@ -366,5 +366,11 @@ def test_event_defaults() -> None:
         "v1",
         "pooled",
     )
+    # Added with API keys, optional so that older logs read unchanged.
+    assert (started.started_by, started.request_hash) == (None, None)
+    requested = EVENT_ADAPTER.validate_python(
+        {"type": "execution.cancel_requested", "seq": 2, "timestamp": NOW}
+    )
+    assert isinstance(requested, ExecutionCancelRequested) and requested.requested_by is None
     failed = StepFailed(seq=2, timestamp=NOW, step="a", error="x")
     assert (failed.attempt, failed.code) == (1, "STEP_FAILED")

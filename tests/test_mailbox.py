@@ -232,7 +232,36 @@ async def test_a_start_that_cannot_be_recorded_leaves_its_key_free(store: EventS
         locker.execute("ROLLBACK")
         locker.close()
     assert failed.value.code == "STORE_UNAVAILABLE" and failed.value.status == 503
-    assert store.idempotency_key_owner("order-43") is None  # a resubmission starts afresh
+    assert (
+        store.idempotency_key_owner("order-43", tenant_id="default") is None
+    )  # a resubmission starts afresh
     retry = Execution(new_id(), store=store, runner=ScriptedRunner())
     await retry.start(start(connector("call"), idempotency_key="order-43"))
-    assert store.idempotency_key_owner("order-43") == retry.execution_id
+    assert store.idempotency_key_owner("order-43", tenant_id="default") == (retry.execution_id, None)
+
+
+async def test_one_key_in_two_tenants_records_two_executions(store: EventStore) -> None:
+    acme, beta = (Execution(new_id(), store=store, runner=ScriptedRunner()) for _ in "ab")
+    await acme.start(
+        start(connector("call"), idempotency_key="order-44", tenant_id="acme", request_hash="h-a")
+    )
+    await beta.start(
+        start(connector("call"), idempotency_key="order-44", tenant_id="beta", request_hash="h-b")
+    )
+    assert store.idempotency_key_owner("order-44", tenant_id="acme") == (acme.execution_id, "h-a")
+    assert store.idempotency_key_owner("order-44", tenant_id="beta") == (beta.execution_id, "h-b")
+    again = Execution(new_id(), store=store, runner=ScriptedRunner())
+    with pytest.raises(IdempotencyKeyTaken) as taken:
+        await again.start(start(connector("call"), idempotency_key="order-44", tenant_id="acme"))
+    assert (taken.value.execution_id, taken.value.request_hash) == (acme.execution_id, "h-a")
+
+
+async def test_cancel_records_who_asked(store: EventStore) -> None:
+    execution = Execution(new_id(), store=store, runner=ScriptedRunner())
+    await execution.start(
+        start({"name": "gate", "type": "wait", "duration": "1h"}, user={"id": 1}, key_id="k-1")
+    )
+    state = await execution.cancel(key_id="k-2", user={"id": 2})
+    assert state.status == "cancelled" and state.started_by == {"key_id": "k-1", "user": {"id": 1}}
+    (requested,) = [r for r in store.load(execution.execution_id) if r.type == "execution.cancel_requested"]
+    assert requested.payload["requested_by"] == {"key_id": "k-2", "user": {"id": 2}}

@@ -12,15 +12,16 @@ import pytest
 SURFACES = {
     "orchestrator.core": [
         "DEFAULT_LIMITS", "TERMINAL_STATUSES", "Limits", "AgentUnavailable", "CancelRequested", "CancelStep", "ConcurrencyConflict",
-        "Conflict", "Decision", "Event", "EventRecord", "ExecutionState", "ExecutionTimeout",
+        "Conflict", "Decision", "Event", "EventRecord", "ExecutionState", "ExecutionTimeout", "Forbidden",
         "InvalidRequest", "InvalidWorkflow", "MissingUserContext", "NotFound", "OrchestratorError",
         "PlanningFailed", "RequestError", "Resume", "RetryPolicy", "RunStep", "ScheduleTimer", "Start",
         "StepDef", "StepError", "StepErrored", "StepState", "StepSucceeded", "StoreError", "TimerElapsed",
-        "Trigger", "WorkflowDef", "build_workflow", "decide", "evolve", "fold", "from_record",
+        "Trigger", "Unauthenticated", "WorkflowDef", "build_workflow", "decide", "evolve", "fold", "from_record",
         "parse_workflow", "to_record",
     ],
     "orchestrator.store": [
-        "TERMINAL_STATUSES", "EventStore", "ExecutionRow", "Page", "WorkflowRecord", "open_store",
+        "TERMINAL_STATUSES", "ApiKeyRecord", "EventStore", "ExecutionRow", "Page", "WorkflowRecord",
+        "open_store",
     ],
     "orchestrator.runtime.ports": ["RunnerFactory", "StepRunner"],
     "agents.connectors": [

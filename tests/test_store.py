@@ -6,19 +6,28 @@ stores opened on one URL stand for two processes (Ray actors) sharing a database
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 import orchestrator.store
 from orchestrator.core import events as ev
 from orchestrator.core.errors import ConcurrencyConflict, Conflict, StoreError
 from orchestrator.core.events import EventRecord
-from orchestrator.store import EventStore, ExecutionRow, WorkflowRecord, open_store, version_key
+from orchestrator.store import (
+    ApiKeyRecord,
+    EventStore,
+    ExecutionRow,
+    WorkflowRecord,
+    open_store,
+    version_key,
+)
 from orchestrator.store.base import IdempotencyKeyTaken
 from orchestrator.store.export import (
     ExportFormat,
@@ -42,14 +51,30 @@ def record(execution_id: str, seq: int, *, at: datetime | None = None, **payload
     )
 
 
-def started(execution_id: str, key: str) -> EventRecord:
+def started(
+    execution_id: str, key: str, *, tenant_id: str | None = None, request_hash: str | None = None
+) -> EventRecord:
+    payload: dict[str, Any] = {"workflow": {"name": "wf", "steps": []}, "idempotency_key": key}
+    if tenant_id is not None:
+        payload["tenant_id"] = tenant_id
+    if request_hash is not None:
+        payload["request_hash"] = request_hash
     return EventRecord(
-        execution_id=execution_id,
-        seq=1,
-        type="execution.started",
-        payload={"workflow": {"name": "wf", "steps": []}, "idempotency_key": key},
-        recorded_at=T0,
+        execution_id=execution_id, seq=1, type="execution.started", payload=payload, recorded_at=T0
     )
+
+
+def api_key(key_id: str, tenant_id: str = "acme", *, created: int = 0, **fields: Any) -> ApiKeyRecord:
+    values: dict[str, Any] = {
+        "id": key_id,
+        "tenant_id": tenant_id,
+        "role": "member",
+        "name": f"{key_id}-name",
+        "key_hash": f"hash-of-{key_id}",
+        "created_at": T0 + timedelta(minutes=created),
+    }
+    values.update(fields)
+    return ApiKeyRecord(**values)
 
 
 def execution(execution_id: str, *, created: int = 0, **fields: Any) -> ExecutionRow:
@@ -292,21 +317,33 @@ class EventStoreContract:
         assert len(set(bound)) == 1
 
     def test_the_first_append_binds_the_idempotency_key(self, store: EventStore) -> None:
-        assert store.idempotency_key_owner("k") is None
-        store.append("e1", [started("e1", "k")])
-        assert store.idempotency_key_owner("k") == "e1"
+        assert store.idempotency_key_owner("k", tenant_id="default") is None
+        store.append("e1", [started("e1", "k", request_hash="h1")])
+        assert store.idempotency_key_owner("k", tenant_id="default") == ("e1", "h1")
         with pytest.raises(IdempotencyKeyTaken) as taken:
-            store.append("e2", [started("e2", "k")], projection=execution("e2"))
-        assert taken.value.execution_id == "e1"
+            store.append("e2", [started("e2", "k", request_hash="h2")], projection=execution("e2"))
+        assert (taken.value.execution_id, taken.value.request_hash) == ("e1", "h1")
         assert store.load("e2") == [] and store.get_execution("e2") is None  # nothing written
         assert store.claim_idempotency_key("k", "e3") == "e1"
 
+    def test_idempotency_keys_are_scoped_per_tenant(self, store: EventStore) -> None:
+        store.append("a1", [started("a1", "k", tenant_id="acme", request_hash="ha")])
+        store.append("b1", [started("b1", "k", tenant_id="beta")])  # the same key, another tenant
+        assert store.idempotency_key_owner("k", tenant_id="acme") == ("a1", "ha")
+        assert store.idempotency_key_owner("k", tenant_id="beta") == ("b1", None)
+        assert store.idempotency_key_owner("k", tenant_id="default") is None
+        with pytest.raises(IdempotencyKeyTaken) as taken:
+            store.append("a2", [started("a2", "k", tenant_id="acme")])
+        assert taken.value.execution_id == "a1"
+        assert store.claim_idempotency_key("k", "x", tenant_id="beta") == "b1"
+        assert store.claim_idempotency_key("k", "d1") == "d1"  # "default" is a tenant like any other
+
     def test_a_claim_without_events_is_taken_over_by_a_start(self, store: EventStore) -> None:
         # a start that claimed its key apart from its first append, then failed before recording
-        assert store.claim_idempotency_key("k", "orphan") == "orphan"
-        assert store.idempotency_key_owner("k") is None  # an orphan answers nobody
-        store.append("e2", [started("e2", "k")])
-        assert store.idempotency_key_owner("k") == "e2"
+        assert store.claim_idempotency_key("k", "orphan", tenant_id="acme") == "orphan"
+        assert store.idempotency_key_owner("k", tenant_id="acme") is None  # an orphan answers nobody
+        store.append("e2", [started("e2", "k", tenant_id="acme", request_hash="h2")])
+        assert store.idempotency_key_owner("k", tenant_id="acme") == ("e2", "h2")
 
     def test_a_taken_key_in_a_batch_fails_only_its_item(self, store: EventStore) -> None:
         store.append("e1", [started("e1", "k")])
@@ -323,7 +360,7 @@ class EventStoreContract:
         )
         assert sorted(type(o).__name__ for o in outcomes) == ["IdempotencyKeyTaken", "NoneType"]
         winner = "e1" if outcomes[0] is None else "e2"
-        assert store.idempotency_key_owner("k") == winner
+        assert store.idempotency_key_owner("k", tenant_id="default") == (winner, None)
 
     # -- workflow registry -----------------------------------------------------------------------------
     def test_workflow_versions(self, store: EventStore) -> None:
@@ -353,6 +390,139 @@ class EventStoreContract:
             put("trip", "1.9.0", extra=True)
         assert caught.value.code == "VERSION_EXISTS"
         assert store.get_workflow("trip", "1.9.0") == v19
+
+    def test_workflows_per_tenant(self, store: EventStore) -> None:
+        def put(
+            workflow_id: str, version: str, tenant_id: str | None = None, **definition: Any
+        ) -> WorkflowRecord:
+            rec = WorkflowRecord(
+                workflow_id=workflow_id,
+                version=version,
+                definition={"name": workflow_id, "owner": tenant_id, **definition},
+                registered_at=T0,
+                tenant_id=tenant_id,
+            )
+            store.put_workflow(rec)
+            return rec
+
+        shared_trip, shared_trip_2 = put("trip", "1.0.0"), put("trip", "2.0.0")
+        crm = put("crm", "1.0.0")
+        # acme registers its own trip at a version lower than the shared latest, and one that the
+        # shared namespace also has: its own shadows the shared one entirely, for acme alone.
+        acme_trip = put("trip", "1.0.0", "acme")
+        acme_only = put("notes", "0.1.0", "acme")
+        beta_crm = put("crm", "9.0.0", "beta")
+
+        assert store.get_workflow("trip") == shared_trip_2
+        assert store.get_workflow("trip", tenant_id="acme") == acme_trip
+        assert store.get_workflow("trip", "1.0.0", tenant_id="acme") == acme_trip
+        assert store.get_workflow("trip", "2.0.0", tenant_id="acme") is None  # shadowed entirely
+        assert store.get_workflow("trip", tenant_id="beta") == shared_trip_2
+        assert store.get_workflow("trip", "1.0.0", tenant_id="beta") == shared_trip
+        assert store.get_workflow("notes") is None
+        assert store.get_workflow("notes", tenant_id="beta") is None
+        assert store.get_workflow("notes", "0.1.0", tenant_id="acme") == acme_only
+        assert store.get_workflow("crm", tenant_id="beta") == beta_crm
+        assert store.get_workflow("crm", tenant_id="acme") == crm
+
+        assert store.list_workflows() == [crm, shared_trip_2]
+        assert store.list_workflows(tenant_id="acme") == [crm, acme_only, acme_trip]
+        assert store.list_workflows(tenant_id="beta") == [beta_crm, shared_trip_2]
+        assert store.list_workflows(tenant_id="nobody") == [crm, shared_trip_2]
+
+        # VERSION_EXISTS is per (tenant, id, version): the same version in two namespaces is fine,
+        # a changed one in the same namespace is not.
+        put("trip", "1.0.0", "acme")  # identical: a no-op
+        with pytest.raises(Conflict, match=r"'trip' of tenant 'acme' version '1\.0\.0'") as caught:
+            put("trip", "1.0.0", "acme", extra=True)
+        assert caught.value.code == "VERSION_EXISTS"
+        assert store.get_workflow("trip", "1.0.0") == shared_trip
+        with pytest.raises(ValueError):
+            WorkflowRecord(workflow_id="x", version="1", registered_at=T0, tenant_id="")
+
+    # -- API keys --------------------------------------------------------------------------------------
+    def test_api_keys(self, store: EventStore, second_store: EventStore) -> None:
+        first = api_key("k1", "acme", created=2, role="admin")
+        second = api_key("k2", "beta", created=1, name=None)
+        third = api_key("k3", "acme", created=2)
+        for record in (first, second, third):
+            store.create_api_key(record)
+        with pytest.raises(ConcurrencyConflict, match="'k1'"):
+            store.create_api_key(api_key("k1", "evil"))
+        assert store.get_api_key("k1") == first
+        assert store.get_api_key("nope") is None
+        assert store.list_api_keys() == [second, first, third]  # oldest first, then by id
+        assert store.list_api_keys(tenant_id="acme") == [first, third]
+        assert store.list_api_keys(tenant_id="nobody") == []
+
+        # Another process (the CLI) revokes; the server's next lookup sees it.
+        assert second_store.revoke_api_key("k1") is True
+        assert second_store.revoke_api_key("k1") is True
+        assert second_store.revoke_api_key("nope") is False
+        assert store.get_api_key("k1") == first.model_copy(update={"revoked": True})
+        assert store.get_api_key("k3") == third
+
+        used = datetime(2024, 6, 1, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+        store.touch_api_key("k3", used)
+        store.touch_api_key("nope", used)  # nothing to touch: no error
+        touched = store.get_api_key("k3")
+        assert touched is not None and touched.last_used_at == used and touched.last_used_at.tzinfo == UTC
+        assert touched.revoked is False
+
+    # -- a database made before tenancy ---------------------------------------------------------------
+    @pytest.fixture
+    def run_sql(self, store_url: str) -> Callable[[list[str]], None]:
+        """Runs raw statements on the store's database, in one transaction."""
+        raise NotImplementedError
+
+    LEGACY_TABLES = [
+        "DROP TABLE idempotency_keys",
+        "DROP TABLE workflows",
+        "CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, execution_id TEXT NOT NULL)",
+        "CREATE INDEX idempotency_keys_execution ON idempotency_keys (execution_id)",
+        "CREATE TABLE workflows (workflow_id TEXT NOT NULL, version TEXT NOT NULL, definition {json} NOT NULL,"
+        " registered_at {time} NOT NULL, PRIMARY KEY (workflow_id, version))",
+        "INSERT INTO idempotency_keys VALUES ('k1', 'e1'), ('k0', 'orphan')",
+        "INSERT INTO workflows VALUES ('trip', '1.0.0', '{{\"name\": \"trip\"}}', {t0})",
+    ]
+
+    def test_a_database_made_before_tenancy_is_migrated_on_open(
+        self, store_url: str, run_sql: Callable[[list[str]], None]
+    ) -> None:
+        store = open_store(store_url)
+        store.append("e1", [started("e1", "k1", tenant_id="acme")])
+        store.close()
+        run_sql(self.LEGACY_TABLES)
+
+        store = open_store(store_url)
+        try:
+            # A key belongs to its execution's tenant; a key without events to "default".
+            assert store.idempotency_key_owner("k1", tenant_id="acme") == ("e1", None)
+            assert store.idempotency_key_owner("k1", tenant_id="default") is None
+            assert store.claim_idempotency_key("k0", "x") == "orphan"
+            # A workflow registered before tenancy is shared.
+            shared = WorkflowRecord(
+                workflow_id="trip", version="1.0.0", definition={"name": "trip"}, registered_at=T0
+            )
+            assert store.get_workflow("trip") == shared
+            assert store.list_workflows(tenant_id="acme") == [shared]
+            # The new keys: the same workflow version and idempotency key in another namespace.
+            own = shared.model_copy(update={"tenant_id": "acme", "definition": {"name": "mine"}})
+            store.put_workflow(own)
+            store.append("e2", [started("e2", "k1", tenant_id="beta", request_hash="h")])
+            store.create_api_key(api_key("key-1"))
+        finally:
+            store.close()
+
+        store = open_store(store_url)  # opening again finds nothing left to migrate, and loses nothing
+        try:
+            assert store.get_workflow("trip") == shared
+            assert store.get_workflow("trip", tenant_id="acme") == own
+            assert store.idempotency_key_owner("k1", tenant_id="acme") == ("e1", None)
+            assert store.idempotency_key_owner("k1", tenant_id="beta") == ("e2", "h")
+            assert store.get_api_key("key-1") == api_key("key-1")
+        finally:
+            store.close()
 
     # -- streaming and export --------------------------------------------------------------------------
     @pytest.fixture
@@ -396,6 +566,20 @@ class TestSQLiteStore(EventStoreContract):
     def store_url(self, tmp_path: Path) -> str:
         return f"sqlite://{tmp_path}/data/events.db"
 
+    @pytest.fixture
+    def run_sql(self, store_url: str) -> Callable[[list[str]], None]:
+        def run(statements: list[str]) -> None:
+            conn = sqlite3.connect(store_url.removeprefix("sqlite://"), isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in statements:
+                    conn.execute(statement.format(json="TEXT", time="TEXT", t0=f"'{T0.isoformat()}'"))
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+
+        return run
+
 
 @pytest.mark.postgres
 class TestPostgresStore(EventStoreContract):
@@ -403,11 +587,30 @@ class TestPostgresStore(EventStoreContract):
     def store_url(self, postgres_schema_url: str) -> str:
         return postgres_schema_url
 
+    @pytest.fixture
+    def run_sql(self, store_url: str) -> Callable[[list[str]], None]:
+        def run(statements: list[str]) -> None:
+            with psycopg.connect(store_url) as conn:
+                for statement in statements:
+                    conn.execute(
+                        statement.format(json="JSONB", time="TIMESTAMPTZ", t0=f"'{T0.isoformat()}'")  # type: ignore[arg-type]
+                    )
+
+        return run
+
 
 # -- backend-independent pieces ------------------------------------------------------------------------
 def test_exported_names() -> None:
     assert sorted(orchestrator.store.__all__) == sorted(
-        ["EventStore", "ExecutionRow", "WorkflowRecord", "Page", "TERMINAL_STATUSES", "open_store"]
+        [
+            "ApiKeyRecord",
+            "EventStore",
+            "ExecutionRow",
+            "WorkflowRecord",
+            "Page",
+            "TERMINAL_STATUSES",
+            "open_store",
+        ]
     )
 
 

@@ -356,6 +356,37 @@ def test_register_is_idempotent_and_versions_are_immutable(store: EventStore) ->
     assert pinned is not None and pinned.definition["name"] == "One"
 
 
+def test_register_per_tenant(store: EventStore) -> None:
+    shared = parse_definition(minimal(name="Shared"))
+    mine = parse_definition(minimal(name="Mine"))
+    assert register(store, shared) is True
+    # The same id and version in a tenant's namespace is another workflow, not a VERSION_EXISTS.
+    assert register(store, mine, tenant_id="acme") is True
+    assert register(store, parse_definition(minimal(name="Mine")), tenant_id="acme") is False
+    with pytest.raises(Conflict) as exc:
+        register(store, parse_definition(minimal(name="Changed")), tenant_id="acme")
+    assert exc.value.code == "VERSION_EXISTS" and "tenant 'acme'" in exc.value.message
+    assert register(store, parse_definition(minimal(name="Theirs")), tenant_id="beta") is True
+
+    def name(tenant_id: str | None) -> str:
+        record = store.get_workflow("wf", tenant_id=tenant_id)
+        assert record is not None and record.tenant_id == tenant_id
+        return str(record.definition["name"])
+
+    assert (name(None), name("acme"), name("beta")) == ("Shared", "Mine", "Theirs")
+    assert [r.definition["name"] for r in store.list_workflows()] == ["Shared"]
+    # A newer shared version does not reach a tenant that has its own workflow of that id.
+    assert register(store, parse_definition(minimal(name="Shared 2", version="2.0.0"))) is True
+    assert name("acme") == "Mine"
+    assert store.get_workflow("wf", tenant_id="gamma") == store.get_workflow("wf")
+
+
+def test_shipped_workflows_are_shared(store: EventStore, tmp_path: Path) -> None:
+    assert load_workflow_files(Settings(data_dir=tmp_path), store) == []
+    analyze = store.get_workflow("analyze_project", tenant_id="acme")
+    assert analyze is not None and analyze.tenant_id is None
+
+
 def test_load_registers_shipped_workflows_once(store: EventStore, tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     assert load_workflow_files(settings, store) == []

@@ -25,6 +25,7 @@ from orchestrator.core.errors import (
     ConcurrencyConflict,
     Conflict,
     ExecutionTimeout,
+    Forbidden,
     InvalidRequest,
     InvalidWorkflow,
     MissingUserContext,
@@ -34,6 +35,7 @@ from orchestrator.core.errors import (
     RequestError,
     StepError,
     StoreError,
+    Unauthenticated,
 )
 from orchestrator.core.events import Event, EventRecord, from_record, to_record
 from orchestrator.core.limits import DEFAULT_LIMITS, Limits
@@ -53,6 +55,7 @@ __all__ = [
     "EventRecord",
     "ExecutionState",
     "ExecutionTimeout",
+    "Forbidden",
     "InvalidRequest",
     "InvalidWorkflow",
     "Limits",
@@ -74,6 +77,7 @@ __all__ = [
     "StoreError",
     "TimerElapsed",
     "Trigger",
+    "Unauthenticated",
     "WorkflowDef",
     "build_workflow",
     "decide",

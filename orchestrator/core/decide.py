@@ -16,7 +16,6 @@ Scheduling rules:
 from __future__ import annotations
 
 import heapq
-
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,6 +59,8 @@ class Start:
     metadata: dict[str, Any] = field(default_factory=dict)
     placement: str = "pooled"
     idempotency_key: str | None = None
+    request_hash: str | None = None  # fingerprint of the request body, bound with the idempotency key
+    key_id: str | None = None  # the API key that started it (None when auth is off)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ class TimerElapsed:
 class CancelRequested:
     now: datetime
     reason: str = "Execution was cancelled"
+    key_id: str | None = None  # who asked: the API key (None when auth is off) ...
+    user: dict[str, Any] | None = None  # ... and the user context of the request, if it had one
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ def decide(state: ExecutionState, trigger: Trigger) -> Decision:
         case TimerElapsed():
             decision.timer_elapsed(trigger.timer_id)
         case CancelRequested():
-            decision.cancel(trigger.reason)
+            decision.cancel(trigger.reason, requested_by={"key_id": trigger.key_id, "user": trigger.user})
         case Resume():
             decision.resume()
     return decision.result
@@ -205,6 +208,8 @@ class _Decider:
             metadata=trigger.metadata,
             placement=trigger.placement,
             idempotency_key=trigger.idempotency_key,
+            request_hash=trigger.request_hash,
+            started_by={"key_id": trigger.key_id, "user": trigger.user},
         )
         limits = [t for t in (workflow.timeout, trigger.timeout) if t is not None]
         if limits:
@@ -253,10 +258,10 @@ class _Decider:
             self.start_step(step_def, attempt=self.state.steps[timer.step].attempt + 1)
         self.advance()
 
-    def cancel(self, reason: str) -> None:
+    def cancel(self, reason: str, *, requested_by: dict[str, Any] | None = None) -> None:
         if self.state.terminal:
             return
-        self.record(ExecutionCancelRequested, reason=reason)
+        self.record(ExecutionCancelRequested, reason=reason, requested_by=requested_by)
         self.end_running()
         self.record(ExecutionCancelled, reason=reason)
 

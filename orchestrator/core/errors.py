@@ -8,8 +8,10 @@ one envelope: ``{"error": {"code", "message", "details"}}``.
     │   ├── InvalidRequest           INVALID_REQUEST (400)
     │   ├── InvalidWorkflow          INVALID_WORKFLOW (400), details: [{field, message}]
     │   ├── MissingUserContext       MISSING_USER_CONTEXT (400)
+    │   ├── Unauthenticated          UNAUTHENTICATED (401): no key, or an unknown or revoked one
+    │   ├── Forbidden                FORBIDDEN (403): the key may not do this (another tenant, an admin task)
     │   ├── NotFound                 EXECUTION_NOT_FOUND, AGENT_NOT_FOUND, WORKFLOW_NOT_FOUND, ... (404)
-    │   └── Conflict                 EXECUTION_ALREADY_FINISHED, VERSION_EXISTS, ... (409)
+    │   └── Conflict                 EXECUTION_ALREADY_FINISHED, VERSION_EXISTS, IDEMPOTENCY_KEY_REUSED, ... (409)
     ├── ExecutionTimeout             EXECUTION_TIMEOUT (504)
     ├── PlanningFailed               PLANNING_FAILED (500)
     ├── StepError                    runtime failure of one step; ``retryable`` says whether to try again
@@ -69,6 +71,20 @@ class InvalidWorkflow(RequestError):
 
 class MissingUserContext(RequestError):
     code = "MISSING_USER_CONTEXT"
+
+
+class Unauthenticated(RequestError):
+    """The request carries no API key, or one that is unknown or revoked."""
+
+    code = "UNAUTHENTICATED"
+    status = 401
+
+
+class Forbidden(RequestError):
+    """The key is valid but may not do this: act for another tenant, or change what all tenants share."""
+
+    code = "FORBIDDEN"
+    status = 403
 
 
 class NotFound(RequestError):

@@ -68,6 +68,12 @@ class ExecutionStarted(_Event):
     metadata: dict[str, Any] = Field(default_factory=dict)
     placement: str = "pooled"
     idempotency_key: str | None = None
+    # The request's fingerprint (a hash of its body, computed by the route): a resubmission with the
+    # same idempotency key and another fingerprint is refused rather than answered with this execution.
+    request_hash: str | None = None
+    # Who started it: ``{"key_id", "user"}`` (``key_id`` None when auth is off). None in logs written
+    # before API keys existed.
+    started_by: dict[str, Any] | None = None
 
 
 class StepStarted(_StepEvent):
@@ -120,6 +126,9 @@ class TimerFired(_Event):
 class ExecutionCancelRequested(_Event):
     type: Literal["execution.cancel_requested"] = "execution.cancel_requested"
     reason: str = ""
+    # Who asked: ``{"key_id", "user"}``. None in logs written before API keys existed, and for
+    # cancellations nobody asked for through the API.
+    requested_by: dict[str, Any] | None = None
 
 
 class ExecutionCancelled(_Event):
@@ -203,7 +212,11 @@ def from_record(record: EventRecord) -> Event:
 
 
 def _upgrade(event_type: str, version: int, payload: dict[str, Any]) -> dict[str, Any]:
-    """Bring an old payload shape up to SCHEMA_VERSION. Version 1 is the first; nothing to do yet."""
+    """Bring an old payload shape up to SCHEMA_VERSION. Version 1 is the first; nothing to do yet.
+
+    Fields added since (``started_by``, ``request_hash``, ``requested_by``) are optional with a None
+    default, so version-1 payloads written before them read unchanged; only a change of meaning or
+    shape needs a new version and a step here."""
     del event_type, version
     return payload
 

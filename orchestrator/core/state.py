@@ -75,6 +75,7 @@ class ExecutionState:
     dialect: str = "v1"
     metadata: dict[str, Any] = field(default_factory=dict)
     placement: str = "pooled"
+    started_by: dict[str, Any] | None = None  # {"key_id", "user"}; None in logs older than API keys
     steps: dict[str, StepState] = field(default_factory=dict)
     timers: dict[str, Timer] = field(default_factory=dict)
     started_at: datetime | None = None
@@ -125,6 +126,7 @@ def evolve(state: ExecutionState, event: Event) -> ExecutionState:
             state.dialect = event.dialect
             state.metadata = event.metadata
             state.placement = event.placement
+            state.started_by = event.started_by
             state.started_at = event.timestamp
             state.steps = {step.name: StepState(step.name) for step in workflow.steps}
         case StepStarted():

@@ -177,8 +177,15 @@ class Execution:
     async def resume(self) -> None:
         await self.apply(Resume(now=self._clock()))
 
-    async def cancel(self, reason: str = "Execution was cancelled") -> ExecutionState:
-        await self.apply(CancelRequested(now=self._clock(), reason=reason))
+    async def cancel(
+        self,
+        reason: str = "Execution was cancelled",
+        *,
+        key_id: str | None = None,
+        user: dict[str, Any] | None = None,
+    ) -> ExecutionState:
+        """``key_id`` and ``user`` say who asked; they are recorded in ``execution.cancel_requested``."""
+        await self.apply(CancelRequested(now=self._clock(), reason=reason, key_id=key_id, user=user))
         return self.state
 
     async def wait(self, timeout: float | None = None) -> ExecutionState:

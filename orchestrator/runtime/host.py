@@ -121,14 +121,21 @@ class ExecutionHost:
         execution = self.executions.get(execution_id) or await self._load(execution_id)
         return await execution.wait(timeout)
 
-    async def cancel(self, execution_id: str, reason: str = "Execution was cancelled") -> ExecutionState:
+    async def cancel(
+        self,
+        execution_id: str,
+        reason: str = "Execution was cancelled",
+        *,
+        key_id: str | None = None,
+        user: dict[str, Any] | None = None,
+    ) -> ExecutionState:
         execution = self.executions.get(execution_id) or await self._load(execution_id)
         if execution.state.terminal:
             raise Conflict(
                 f"execution {execution_id!r} already finished with status {execution.state.status!r}",
                 code="EXECUTION_ALREADY_FINISHED",
             )
-        return await execution.cancel(reason)
+        return await execution.cancel(reason, key_id=key_id, user=user)
 
     async def stats(self) -> dict[str, Any]:
         await self._recovery

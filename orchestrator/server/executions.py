@@ -11,6 +11,7 @@ the event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -109,15 +110,28 @@ class ExecutionService:
         workflow_version: str | None = None,
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        key_id: str | None = None,
+        request_hash: str | None = None,
     ) -> ExecutionState:
+        """Start an execution (and wait for it when ``wait``).
+
+        ``idempotency_key`` is scoped to ``tenant_id``: a resubmission with the same key answers with
+        the original execution when its ``request_hash`` (the route's fingerprint of the request body)
+        matches, and raises Conflict ``IDEMPOTENCY_KEY_REUSED`` (409) when it differs. A missing hash
+        on either side matches (bindings made before fingerprints, callers that send none).
+        ``key_id`` and ``user`` land in the ``execution.started`` event as ``started_by``."""
         await self._check_hosts()
         execution_id = new_execution_id()
         if idempotency_key:
             # The key is bound by the execution's first append, in its transaction: a start that
             # fails records neither, and the next submission starts afresh.
-            bound = await asyncio.to_thread(self.store.idempotency_key_owner, idempotency_key)
+            bound = await asyncio.to_thread(
+                functools.partial(self.store.idempotency_key_owner, idempotency_key, tenant_id=tenant_id)
+            )
             if bound is not None:  # a resubmission: answer with the original execution
-                return await self._original(bound, wait=wait)
+                original, bound_hash = bound
+                _check_same_request(idempotency_key, bound_hash, request_hash)
+                return await self._original(original, wait=wait)
         if timeout is None:
             timeout = self.settings.default_timeout
         placement = self.settings.placement
@@ -134,6 +148,8 @@ class ExecutionService:
             metadata=metadata or {},
             placement=placement,
             idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            key_id=key_id,
         )
         host = self._host(execution_id, placement, create=True)
         try:
@@ -141,6 +157,8 @@ class ExecutionService:
         except IdempotencyKeyTaken as exc:  # a concurrent submission with the same key won
             if placement == "dedicated":
                 _kill_quietly(host)
+            assert idempotency_key is not None
+            _check_same_request(idempotency_key, exc.request_hash, request_hash)
             return await self._original(exc.execution_id, wait=wait)
         if wait and not state.terminal:
             # a synchronous caller waits at most sync_timeout; the execution itself goes on
@@ -181,7 +199,11 @@ class ExecutionService:
         host = self._host(execution_id, state.placement, create=True)
         return await _call(host.wait.remote(execution_id, timeout))
 
-    async def cancel(self, execution_id: str) -> ExecutionState:
+    async def cancel(
+        self, execution_id: str, *, key_id: str | None = None, user: dict[str, Any] | None = None
+    ) -> ExecutionState:
+        """Cancel; ``key_id`` and ``user`` (who asked) land in ``execution.cancel_requested`` as
+        ``requested_by``."""
         state = await asyncio.to_thread(self.get, execution_id)
         if state.terminal:
             raise Conflict(
@@ -189,7 +211,7 @@ class ExecutionService:
                 code="EXECUTION_ALREADY_FINISHED",
             )
         host = self._host(execution_id, state.placement, create=True)
-        return await _call(host.cancel.remote(execution_id))
+        return await _call(host.cancel.remote(execution_id, key_id=key_id, user=user))
 
     def list(self, **filters: Any) -> Page:
         return self.store.list_executions(**filters)
@@ -206,6 +228,17 @@ class ExecutionService:
                     self.settings, execution_id, self.runner_factory
                 )  # resumes from the store if it exists
         return self.hosts[host_index(execution_id, len(self.hosts))]
+
+
+def _check_same_request(key: str, bound_hash: str | None, request_hash: str | None) -> None:
+    """A key bound by another request (both fingerprints known and different) may not be reused."""
+    if bound_hash is not None and request_hash is not None and bound_hash != request_hash:
+        raise Conflict(
+            f"idempotency key {key!r} was already used with a different request; send the same request "
+            "to get its execution, or a new key for a new request",
+            code="IDEMPOTENCY_KEY_REUSED",
+            details={"idempotency_key": key},
+        )
 
 
 async def _recreated(create: Any) -> Any:

@@ -24,18 +24,29 @@ FILE_SUFFIXES = (".yaml", ".yml", ".json")
 __all__ = ["SHIPPED_DIR", "definition_files", "load_workflow_files", "read_documents", "register"]
 
 
-def register(store: EventStore, definition: WorkflowDocument, *, now: dt.datetime | None = None) -> bool:
-    """Register a version; True when it is new, False when the identical document was there already.
+def register(
+    store: EventStore,
+    definition: WorkflowDocument,
+    *,
+    tenant_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Register a version in ``tenant_id``'s namespace (None: shared, for every tenant); True when it
+    is new, False when the identical document was there already.
 
-    Raises Conflict (``VERSION_EXISTS``) when the version exists with a different document.
+    Raises Conflict (``VERSION_EXISTS``) when that version exists in that namespace with a different
+    document. A tenant may register an id and version that is shared: its own shadows the shared one
+    for that tenant alone. Who may register where is the caller's business (the routes').
     """
-    existing = store.get_workflow(definition.id, definition.version)
-    if existing is not None:
+    existing = store.get_workflow(definition.id, definition.version, tenant_id=tenant_id)
+    # With a tenant, get_workflow falls back to the shared namespace; only the tenant's own counts here.
+    if existing is not None and existing.tenant_id == tenant_id:
         if existing.definition == definition.document:
             return False
+        owner = f" of tenant {tenant_id!r}" if tenant_id is not None else ""
         raise Conflict(
-            f"workflow {definition.id!r} version {definition.version!r} is already registered with a "
-            "different definition; versions are immutable, register it under a new version",
+            f"workflow {definition.id!r}{owner} version {definition.version!r} is already registered with "
+            "a different definition; versions are immutable, register it under a new version",
             code="VERSION_EXISTS",
             details=[{"field": "version", "message": "already registered with a different definition"}],
         )
@@ -45,6 +56,7 @@ def register(store: EventStore, definition: WorkflowDocument, *, now: dt.datetim
             version=definition.version,
             definition=definition.document,
             registered_at=now or dt.datetime.now(dt.UTC),
+            tenant_id=tenant_id,
         )
     )
     return True

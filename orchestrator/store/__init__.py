@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 from orchestrator.core.errors import ConcurrencyConflict
 from orchestrator.core.events import EventRecord
 from orchestrator.core.state import TERMINAL_STATUSES
-from orchestrator.store.base import EventStore, ExecutionRow, Page, WorkflowRecord
+from orchestrator.store.base import ApiKeyRecord, EventStore, ExecutionRow, Page, WorkflowRecord
 
 if TYPE_CHECKING:
     from orchestrator.store._postgres import PostgresEventStore as PostgresEventStore
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "ApiKeyRecord",
     "EventStore",
     "ExecutionRow",
     "Page",
@@ -122,6 +123,15 @@ def latest_versions(records: Iterable[WorkflowRecord]) -> list[WorkflowRecord]:
         if current is None or version_key(record.version) > version_key(current.version):
             latest[record.workflow_id] = record
     return [latest[workflow_id] for workflow_id in sorted(latest)]
+
+
+def version_exists_message(record: WorkflowRecord) -> str:
+    """The VERSION_EXISTS message both backends raise (naming the tenant of a tenant's workflow)."""
+    owner = f" of tenant {record.tenant_id!r}" if record.tenant_id is not None else ""
+    return (
+        f"workflow {record.workflow_id!r}{owner} version {record.version!r} is already registered "
+        "with a different definition; versions are immutable, register a new version"
+    )
 
 
 # -- append precondition shared by the backends ---------------------------------------------------

@@ -30,25 +30,38 @@ import psycopg.errors
 from orchestrator.core.errors import ConcurrencyConflict, Conflict, StoreError
 from orchestrator.core.events import EventRecord, payload_json
 from orchestrator.core.state import TERMINAL_STATUSES
-from orchestrator.store import check_sequence, latest_versions, version_key
+from orchestrator.store import check_sequence, latest_versions, version_exists_message, version_key
 from orchestrator.store._sql import (
+    SELECT_API_KEY,
     SELECT_EVENT,
     SELECT_EXECUTION,
+    WORKFLOW_COLUMNS,
+    api_key_params,
+    claim_key_sql,
     claim_on_start,
     execution_params,
     idempotency_owner_sql,
+    insert_api_key_sql,
     list_executions_sql,
+    namespace,
+    pick_version,
+    row_to_api_key,
     row_to_execution,
+    row_to_workflow,
+    shadowed,
     upsert_execution_sql,
+    visible_namespaces,
 )
 from orchestrator.store.base import (
+    ApiKeyRecord,
     AppendItem,
     EventStore,
     ExecutionRow,
+    IdempotencyBinding,
     IdempotencyKeyTaken,
     Page,
     WorkflowRecord,
-    started_idempotency_key,
+    started_idempotency_binding,
 )
 
 # Any constant works as long as every process uses the same one; this is "orchschm" in ASCII.
@@ -92,24 +105,64 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS executions_workflow_id ON executions (workflow_id)",
     """
     CREATE TABLE IF NOT EXISTS idempotency_keys (
-        key TEXT PRIMARY KEY,
-        execution_id TEXT COLLATE "C" NOT NULL
+        tenant_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        execution_id TEXT COLLATE "C" NOT NULL,
+        request_hash TEXT,
+        PRIMARY KEY (tenant_id, key)
     )
     """,
     "CREATE INDEX IF NOT EXISTS idempotency_keys_execution ON idempotency_keys (execution_id)",
     """
     CREATE TABLE IF NOT EXISTS workflows (
+        tenant_id TEXT COLLATE "C" NOT NULL DEFAULT '',
         workflow_id TEXT COLLATE "C" NOT NULL,
         version TEXT NOT NULL,
         definition JSONB NOT NULL,
         registered_at TIMESTAMPTZ NOT NULL,
-        PRIMARY KEY (workflow_id, version)
+        PRIMARY KEY (tenant_id, workflow_id, version)
     )
     """,
+    """
+    CREATE TABLE IF NOT EXISTS api_keys (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        name TEXT,
+        key_hash TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        last_used_at TIMESTAMPTZ,
+        revoked BOOLEAN NOT NULL DEFAULT FALSE
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant_id, created_at)",
 )
+
+# A database made before tenancy: its idempotency keys and registered workflows gain ``tenant_id``
+# in their primary key. An idempotency key belongs to the tenant of the execution it names; a
+# workflow registered before tenancy is shared. Run after _SCHEMA (CREATE ... IF NOT EXISTS leaves an
+# old table as it is), under the same lock, only for a table that lacks the column.
+_MIGRATIONS = {
+    "idempotency_keys": (
+        "ALTER TABLE idempotency_keys ADD COLUMN tenant_id TEXT NOT NULL DEFAULT 'default'",
+        "ALTER TABLE idempotency_keys ADD COLUMN IF NOT EXISTS request_hash TEXT",
+        "UPDATE idempotency_keys k SET tenant_id = e.payload->>'tenant_id' FROM events e "
+        "WHERE e.execution_id = k.execution_id AND e.seq = 1 AND e.payload->>'tenant_id' IS NOT NULL",
+        "ALTER TABLE idempotency_keys ALTER COLUMN tenant_id DROP DEFAULT",
+        "ALTER TABLE idempotency_keys DROP CONSTRAINT IF EXISTS idempotency_keys_pkey",
+        "ALTER TABLE idempotency_keys ADD PRIMARY KEY (tenant_id, key)",
+    ),
+    "workflows": (
+        "ALTER TABLE workflows ADD COLUMN tenant_id TEXT COLLATE \"C\" NOT NULL DEFAULT ''",
+        "ALTER TABLE workflows DROP CONSTRAINT IF EXISTS workflows_pkey",
+        "ALTER TABLE workflows ADD PRIMARY KEY (tenant_id, workflow_id, version)",
+    ),
+}
 
 _UPSERT_EXECUTION = upsert_execution_sql("%s")
 _IDEMPOTENCY_OWNER = idempotency_owner_sql("%s")
+_CLAIM_INSERT, _CLAIM_SELECT = claim_key_sql("%s")
+_INSERT_API_KEY = insert_api_key_sql("%s")
 _TERMINAL = sorted(TERMINAL_STATUSES)
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -140,13 +193,7 @@ def _row_to_record(row: tuple[Any, ...]) -> EventRecord:
 
 
 def _row_to_workflow(row: tuple[Any, ...]) -> WorkflowRecord:
-    workflow_id, version, definition, registered_at = row
-    return WorkflowRecord(
-        workflow_id=workflow_id,
-        version=version,
-        definition=definition,
-        registered_at=_from_db(registered_at),
-    )
+    return row_to_workflow(row, lambda definition: definition, _from_db)
 
 
 class PostgresEventStore(EventStore):
@@ -163,6 +210,15 @@ class PostgresEventStore(EventStore):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_ID,))
             for statement in _SCHEMA:
                 conn.execute(statement)
+            for table, statements in _MIGRATIONS.items():
+                has_tenant = conn.execute(
+                    "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                    "AND table_name = %s AND column_name = 'tenant_id'",
+                    (table,),
+                ).fetchone()
+                if has_tenant is None:
+                    for statement in statements:
+                        conn.execute(statement)
 
     def __repr__(self) -> str:
         # The URL may carry a password; the host and database are enough to tell stores apart.
@@ -258,9 +314,9 @@ class PostgresEventStore(EventStore):
                     f"execution {execution_id!r}: seq {records[0].seq} was appended concurrently by "
                     "another writer; reload the execution and decide again"
                 ) from exc
-        key = started_idempotency_key(records)
-        if key is not None:
-            _claim_on_start(conn, key, execution_id)
+        binding = started_idempotency_binding(records)
+        if binding is not None:
+            _claim_on_start(conn, binding, execution_id)
         if projection is not None:
             conn.execute(_UPSERT_EXECUTION, execution_params(projection, _utc))
 
@@ -361,78 +417,104 @@ class PostgresEventStore(EventStore):
         return len(doomed)
 
     # -- idempotency ------------------------------------------------------------------------------------
-    def claim_idempotency_key(self, key: str, execution_id: str) -> str:
+    def claim_idempotency_key(self, key: str, execution_id: str, *, tenant_id: str = "default") -> str:
         with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO idempotency_keys (key, execution_id) VALUES (%s, %s) "
-                "ON CONFLICT (key) DO NOTHING",
-                (key, execution_id),
-            )
-            (bound,) = conn.execute(  # type: ignore[misc]
-                "SELECT execution_id FROM idempotency_keys WHERE key = %s", (key,)
-            ).fetchone()
+            conn.execute(_CLAIM_INSERT, (tenant_id, key, execution_id))
+            (bound,) = conn.execute(_CLAIM_SELECT, (tenant_id, key)).fetchone()  # type: ignore[misc]
         return str(bound)
 
-    def idempotency_key_owner(self, key: str) -> str | None:
+    def idempotency_key_owner(self, key: str, *, tenant_id: str) -> tuple[str, str | None] | None:
         with self._tx() as conn:
-            row = conn.execute(_IDEMPOTENCY_OWNER, (key,)).fetchone()
-        return str(row[0]) if row is not None else None
+            row = conn.execute(_IDEMPOTENCY_OWNER, (tenant_id, key)).fetchone()
+        return (str(row[0]), row[1]) if row is not None else None
 
     # -- workflow registry ------------------------------------------------------------------------------
     def put_workflow(self, record: WorkflowRecord) -> None:
         definition = json.dumps(record.definition, separators=(",", ":"))
+        tenant = namespace(record.tenant_id)
         with self._tx() as conn:
             inserted = conn.execute(
-                "INSERT INTO workflows (workflow_id, version, definition, registered_at) "
-                "VALUES (%s, %s, %s::jsonb, %s) ON CONFLICT (workflow_id, version) DO NOTHING",
-                (record.workflow_id, record.version, definition, _utc(record.registered_at)),
+                f"INSERT INTO workflows ({WORKFLOW_COLUMNS}) VALUES (%s, %s, %s, %s::jsonb, %s) "
+                "ON CONFLICT (tenant_id, workflow_id, version) DO NOTHING",
+                (tenant, record.workflow_id, record.version, definition, _utc(record.registered_at)),
             ).rowcount
             if inserted:
                 return
             row = conn.execute(
-                "SELECT definition FROM workflows WHERE workflow_id = %s AND version = %s",
-                (record.workflow_id, record.version),
+                "SELECT definition FROM workflows WHERE tenant_id = %s AND workflow_id = %s AND version = %s",
+                (tenant, record.workflow_id, record.version),
             ).fetchone()
         # Compared as parsed JSON: JSONB does not keep key order or whitespace.
         if row is None or row[0] != json.loads(definition):
-            raise Conflict(
-                f"workflow {record.workflow_id!r} version {record.version!r} is already registered "
-                "with a different definition; versions are immutable, register a new version",
-                code="VERSION_EXISTS",
-            )
+            raise Conflict(version_exists_message(record), code="VERSION_EXISTS")
 
-    def get_workflow(self, workflow_id: str, version: str | None = None) -> WorkflowRecord | None:
+    def get_workflow(
+        self, workflow_id: str, version: str | None = None, *, tenant_id: str | None = None
+    ) -> WorkflowRecord | None:
+        namespaces = list(visible_namespaces(tenant_id))
         with self._tx() as conn:
-            if version is None:
-                versions = [
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT version FROM workflows WHERE workflow_id = %s", (workflow_id,)
-                    )
-                ]
-                if not versions:
-                    return None
-                version = max(versions, key=version_key)
+            rows = conn.execute(
+                "SELECT tenant_id, version FROM workflows WHERE workflow_id = %s AND tenant_id = ANY(%s)",
+                (workflow_id, namespaces),
+            ).fetchall()
+            chosen = pick_version([(r[0], r[1]) for r in rows], tenant_id, version, version_key)
+            if chosen is None:
+                return None
             row = conn.execute(
-                "SELECT workflow_id, version, definition, registered_at FROM workflows "
-                "WHERE workflow_id = %s AND version = %s",
-                (workflow_id, version),
+                f"SELECT {WORKFLOW_COLUMNS} FROM workflows "
+                "WHERE tenant_id = %s AND workflow_id = %s AND version = %s",
+                (chosen[0], workflow_id, chosen[1]),
             ).fetchone()
         return _row_to_workflow(row) if row is not None else None
 
-    def list_workflows(self) -> list[WorkflowRecord]:
+    def list_workflows(self, *, tenant_id: str | None = None) -> list[WorkflowRecord]:
         with self._tx() as conn:
             rows = conn.execute(
-                "SELECT workflow_id, version, definition, registered_at FROM workflows"
+                f"SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE tenant_id = ANY(%s)",
+                (list(visible_namespaces(tenant_id)),),
             ).fetchall()
-        return latest_versions(_row_to_workflow(row) for row in rows)
+        return latest_versions(shadowed([_row_to_workflow(row) for row in rows], tenant_id))
+
+    # -- API keys ---------------------------------------------------------------------------------------
+    def create_api_key(self, record: ApiKeyRecord) -> None:
+        with self._tx() as conn:
+            inserted = conn.execute(
+                f"{_INSERT_API_KEY} ON CONFLICT (id) DO NOTHING", api_key_params(record, _utc)
+            ).rowcount
+        if not inserted:
+            raise ConcurrencyConflict(f"an API key with id {record.id!r} already exists")
+
+    def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        with self._tx() as conn:
+            row = conn.execute(f"{SELECT_API_KEY} WHERE id = %s", (key_id,)).fetchone()
+        return row_to_api_key(row, _from_db) if row is not None else None
+
+    def list_api_keys(self, *, tenant_id: str | None = None) -> list[ApiKeyRecord]:
+        with self._tx() as conn:
+            if tenant_id is None:
+                rows = conn.execute(f"{SELECT_API_KEY} ORDER BY created_at, id").fetchall()
+            else:
+                rows = conn.execute(
+                    f"{SELECT_API_KEY} WHERE tenant_id = %s ORDER BY created_at, id", (tenant_id,)
+                ).fetchall()
+        return [row_to_api_key(row, _from_db) for row in rows]
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        with self._tx() as conn:
+            return conn.execute("UPDATE api_keys SET revoked = TRUE WHERE id = %s", (key_id,)).rowcount > 0
+
+    def touch_api_key(self, key_id: str, at: datetime) -> None:
+        with self._tx() as conn:
+            conn.execute("UPDATE api_keys SET last_used_at = %s WHERE id = %s", (_utc(at), key_id))
 
 
-def _claim_on_start(conn: Any, key: str, execution_id: str) -> None:
+def _claim_on_start(conn: Any, binding: IdempotencyBinding, execution_id: str) -> None:
     """Inside the first append's transaction: its events and its key are written together or not at all."""
-    holder = claim_on_start(conn, "%s", key, execution_id, lock="FOR UPDATE")
+    holder = claim_on_start(
+        conn, "%s", binding.tenant_id, binding.key, execution_id, binding.request_hash, lock="FOR UPDATE"
+    )
     if holder is not None:
         raise IdempotencyKeyTaken(
-            f"idempotency key {key!r} is bound to execution {holder!r}; answer with that execution",
-            details={"execution_id": holder},
+            f"idempotency key {binding.key!r} is bound to execution {holder[0]!r}; answer with that execution",
+            details={"execution_id": holder[0], "request_hash": holder[1]},
         )

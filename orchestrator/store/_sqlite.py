@@ -33,25 +33,38 @@ from typing import Any
 from orchestrator.core.errors import ConcurrencyConflict, Conflict, StoreError
 from orchestrator.core.events import EventRecord, payload_json
 from orchestrator.core.state import TERMINAL_STATUSES
-from orchestrator.store import check_sequence, latest_versions, version_key
+from orchestrator.store import check_sequence, latest_versions, version_exists_message, version_key
 from orchestrator.store._sql import (
+    SELECT_API_KEY,
     SELECT_EVENT,
     SELECT_EXECUTION,
+    WORKFLOW_COLUMNS,
+    api_key_params,
+    claim_key_sql,
     claim_on_start,
     execution_params,
     idempotency_owner_sql,
+    insert_api_key_sql,
     list_executions_sql,
+    namespace,
+    pick_version,
+    row_to_api_key,
     row_to_execution,
+    row_to_workflow,
+    shadowed,
     upsert_execution_sql,
+    visible_namespaces,
 )
 from orchestrator.store.base import (
+    ApiKeyRecord,
     AppendItem,
     EventStore,
     ExecutionRow,
+    IdempotencyBinding,
     IdempotencyKeyTaken,
     Page,
     WorkflowRecord,
-    started_idempotency_key,
+    started_idempotency_binding,
 )
 
 _SCHEMA = """
@@ -87,21 +100,57 @@ CREATE INDEX IF NOT EXISTS executions_status ON executions (status);
 CREATE INDEX IF NOT EXISTS executions_workflow_name ON executions (workflow_name);
 CREATE INDEX IF NOT EXISTS executions_workflow_id ON executions (workflow_id);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
-    key TEXT PRIMARY KEY,
-    execution_id TEXT NOT NULL
+    tenant_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    request_hash TEXT,
+    PRIMARY KEY (tenant_id, key)
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_execution ON idempotency_keys (execution_id);
 CREATE TABLE IF NOT EXISTS workflows (
+    tenant_id TEXT NOT NULL DEFAULT '',
     workflow_id TEXT NOT NULL,
     version TEXT NOT NULL,
     definition TEXT NOT NULL,
     registered_at TEXT NOT NULL,
-    PRIMARY KEY (workflow_id, version)
+    PRIMARY KEY (tenant_id, workflow_id, version)
 );
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    name TEXT,
+    key_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant_id, created_at);
 """
+
+# Tables whose primary key gained ``tenant_id`` (API keys and tenancy). SQLite cannot change a primary
+# key in place, so a database made before moves such a table aside, the schema creates the new shape
+# and the rows are copied over (SQLite's documented way to change a table's shape). An idempotency key
+# belongs to the tenant of the execution it names; a workflow registered before tenancy is shared.
+_REBUILT = {
+    "idempotency_keys": (
+        ("idempotency_keys_execution",),
+        "INSERT INTO idempotency_keys (tenant_id, key, execution_id, request_hash) "
+        "SELECT COALESCE((SELECT json_extract(e.payload, '$.tenant_id') FROM events e "
+        "WHERE e.execution_id = old.execution_id AND e.seq = 1), 'default'), old.key, old.execution_id, NULL "
+        "FROM idempotency_keys_before_tenancy old",
+    ),
+    "workflows": (
+        (),
+        "INSERT INTO workflows (tenant_id, workflow_id, version, definition, registered_at) "
+        "SELECT '', workflow_id, version, definition, registered_at FROM workflows_before_tenancy",
+    ),
+}
 
 _UPSERT_EXECUTION = upsert_execution_sql("?")
 _IDEMPOTENCY_OWNER = idempotency_owner_sql("?")
+_CLAIM_INSERT, _CLAIM_SELECT = claim_key_sql("?")
+_INSERT_API_KEY = insert_api_key_sql("?")
 _TERMINAL = tuple(sorted(TERMINAL_STATUSES))
 # SQLite's default limit on bound parameters is 32766 since 3.32; stay far below it.
 _IN_CHUNK = 500
@@ -156,9 +205,13 @@ class SQLiteEventStore(EventStore):
         # Not executescript(): it commits first, which would drop the write lock that makes two
         # processes opening a fresh file at once take turns.
         with self._write(conn):
+            moved = _move_aside_tables_without_tenant(conn)
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            for table in moved:
+                conn.execute(_REBUILT[table][1])
+                conn.execute(f"DROP TABLE {table}_before_tenancy")
 
     # -- connections ----------------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -282,9 +335,9 @@ class SQLiteEventStore(EventStore):
                     f"execution {execution_id!r}: seq {records[0].seq} already exists; "
                     "reload the execution and decide again"
                 ) from exc
-        key = started_idempotency_key(records)
-        if key is not None:
-            _claim_on_start(conn, key, execution_id)
+        binding = started_idempotency_binding(records)
+        if binding is not None:
+            _claim_on_start(conn, binding, execution_id)
         if projection is not None:
             conn.execute(_UPSERT_EXECUTION, execution_params(projection, _ts))
 
@@ -399,34 +452,30 @@ class SQLiteEventStore(EventStore):
             return cursor.rowcount
 
     # -- idempotency ------------------------------------------------------------------------------------
-    def claim_idempotency_key(self, key: str, execution_id: str) -> str:
+    def claim_idempotency_key(self, key: str, execution_id: str, *, tenant_id: str = "default") -> str:
         with self._write() as conn:
-            conn.execute(
-                "INSERT INTO idempotency_keys (key, execution_id) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                (key, execution_id),
-            )
-            (bound,) = conn.execute(
-                "SELECT execution_id FROM idempotency_keys WHERE key = ?", (key,)
-            ).fetchone()
+            conn.execute(_CLAIM_INSERT, (tenant_id, key, execution_id))
+            (bound,) = conn.execute(_CLAIM_SELECT, (tenant_id, key)).fetchone()
         return str(bound)
 
-    def idempotency_key_owner(self, key: str) -> str | None:
+    def idempotency_key_owner(self, key: str, *, tenant_id: str) -> tuple[str, str | None] | None:
         with self._read() as conn:
-            row = conn.execute(_IDEMPOTENCY_OWNER, (key,)).fetchone()
-        return str(row[0]) if row is not None else None
+            row = conn.execute(_IDEMPOTENCY_OWNER, (tenant_id, key)).fetchone()
+        return (str(row[0]), row[1]) if row is not None else None
 
     # -- workflow registry ------------------------------------------------------------------------------
     def put_workflow(self, record: WorkflowRecord) -> None:
+        tenant = namespace(record.tenant_id)
         with self._write() as conn:
             existing = conn.execute(
-                "SELECT definition FROM workflows WHERE workflow_id = ? AND version = ?",
-                (record.workflow_id, record.version),
+                "SELECT definition FROM workflows WHERE tenant_id = ? AND workflow_id = ? AND version = ?",
+                (tenant, record.workflow_id, record.version),
             ).fetchone()
             if existing is None:
                 conn.execute(
-                    "INSERT INTO workflows (workflow_id, version, definition, registered_at) "
-                    "VALUES (?, ?, ?, ?)",
+                    f"INSERT INTO workflows ({WORKFLOW_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
                     (
+                        tenant,
                         record.workflow_id,
                         record.version,
                         json.dumps(record.definition, separators=(",", ":")),
@@ -436,54 +485,96 @@ class SQLiteEventStore(EventStore):
                 return
         # Compared through a JSON round trip so that tuples vs lists and the like don't count.
         if json.loads(existing[0]) != json.loads(json.dumps(record.definition)):
-            raise Conflict(
-                f"workflow {record.workflow_id!r} version {record.version!r} is already registered "
-                "with a different definition; versions are immutable, register a new version",
-                code="VERSION_EXISTS",
-            )
+            raise Conflict(version_exists_message(record), code="VERSION_EXISTS")
 
-    def get_workflow(self, workflow_id: str, version: str | None = None) -> WorkflowRecord | None:
+    def get_workflow(
+        self, workflow_id: str, version: str | None = None, *, tenant_id: str | None = None
+    ) -> WorkflowRecord | None:
+        namespaces = visible_namespaces(tenant_id)
+        in_namespaces = f"tenant_id IN ({', '.join('?' for _ in namespaces)})"
         with self._read() as conn:
-            if version is None:
-                versions = [
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT version FROM workflows WHERE workflow_id = ?", (workflow_id,)
-                    )
-                ]
-                if not versions:
-                    return None
-                version = max(versions, key=version_key)
+            rows = conn.execute(
+                f"SELECT tenant_id, version FROM workflows WHERE workflow_id = ? AND {in_namespaces}",
+                (workflow_id, *namespaces),
+            ).fetchall()
+            chosen = pick_version([(r[0], r[1]) for r in rows], tenant_id, version, version_key)
+            if chosen is None:
+                return None
             row = conn.execute(
-                "SELECT workflow_id, version, definition, registered_at FROM workflows "
-                "WHERE workflow_id = ? AND version = ?",
-                (workflow_id, version),
+                f"SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE tenant_id = ? AND workflow_id = ? AND version = ?",
+                (chosen[0], workflow_id, chosen[1]),
             ).fetchone()
         return _row_to_workflow(row) if row is not None else None
 
-    def list_workflows(self) -> list[WorkflowRecord]:
+    def list_workflows(self, *, tenant_id: str | None = None) -> list[WorkflowRecord]:
+        namespaces = visible_namespaces(tenant_id)
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT workflow_id, version, definition, registered_at FROM workflows"
+                f"SELECT {WORKFLOW_COLUMNS} FROM workflows "
+                f"WHERE tenant_id IN ({', '.join('?' for _ in namespaces)})",
+                namespaces,
             ).fetchall()
-        return latest_versions(_row_to_workflow(row) for row in rows)
+        return latest_versions(shadowed([_row_to_workflow(row) for row in rows], tenant_id))
+
+    # -- API keys ---------------------------------------------------------------------------------------
+    def create_api_key(self, record: ApiKeyRecord) -> None:
+        try:
+            with self._write() as conn:
+                conn.execute(_INSERT_API_KEY, api_key_params(record, _ts))
+        except StoreError as exc:
+            if isinstance(exc.__cause__, sqlite3.IntegrityError):
+                raise ConcurrencyConflict(f"an API key with id {record.id!r} already exists") from None
+            raise
+
+    def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        # One statement needs no explicit transaction (autocommit reads one snapshot).
+        try:
+            rows = self._conn().execute(f"{SELECT_API_KEY} WHERE id = ?", (key_id,)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite event store {str(self.path)!r}: {exc}") from exc
+        return row_to_api_key(rows[0], _parse_ts) if rows else None
+
+    def list_api_keys(self, *, tenant_id: str | None = None) -> list[ApiKeyRecord]:
+        where, params = ("WHERE tenant_id = ? ", (tenant_id,)) if tenant_id is not None else ("", ())
+        with self._read() as conn:
+            rows = conn.execute(f"{SELECT_API_KEY} {where}ORDER BY created_at, id", params).fetchall()
+        return [row_to_api_key(row, _parse_ts) for row in rows]
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        with self._write() as conn:
+            cursor = conn.execute("UPDATE api_keys SET revoked = 1 WHERE id = ?", (key_id,))
+            return cursor.rowcount > 0
+
+    def touch_api_key(self, key_id: str, at: datetime) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (_ts(at), key_id))
+
+
+def _move_aside_tables_without_tenant(conn: sqlite3.Connection) -> list[str]:
+    """Rename the tables of a database made before tenancy (see :data:`_REBUILT`); return their names.
+
+    Their indexes go first: an index keeps its name when its table is renamed, and the schema's
+    ``CREATE INDEX IF NOT EXISTS`` would then find it and skip the new table."""
+    moved = []
+    for table, (indexes, _) in _REBUILT.items():
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if columns and "tenant_id" not in columns:
+            for index in indexes:
+                conn.execute(f"DROP INDEX IF EXISTS {index}")
+            conn.execute(f"ALTER TABLE {table} RENAME TO {table}_before_tenancy")
+            moved.append(table)
+    return moved
 
 
 def _row_to_workflow(row: tuple[Any, ...]) -> WorkflowRecord:
-    workflow_id, version, definition, registered_at = row
-    return WorkflowRecord(
-        workflow_id=workflow_id,
-        version=version,
-        definition=json.loads(definition),
-        registered_at=_parse_ts(registered_at),
-    )
+    return row_to_workflow(row, json.loads, _parse_ts)
 
 
-def _claim_on_start(conn: Any, key: str, execution_id: str) -> None:
+def _claim_on_start(conn: Any, binding: IdempotencyBinding, execution_id: str) -> None:
     """Inside the first append's transaction: its events and its key are written together or not at all."""
-    holder = claim_on_start(conn, "?", key, execution_id)
+    holder = claim_on_start(conn, "?", binding.tenant_id, binding.key, execution_id, binding.request_hash)
     if holder is not None:
         raise IdempotencyKeyTaken(
-            f"idempotency key {key!r} is bound to execution {holder!r}; answer with that execution",
-            details={"execution_id": holder},
+            f"idempotency key {binding.key!r} is bound to execution {holder[0]!r}; answer with that execution",
+            details={"execution_id": holder[0], "request_hash": holder[1]},
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,7 +44,10 @@ class ExecutionRow(BaseModel):
 
 
 class WorkflowRecord(BaseModel):
-    """A registered workflow definition (EAI dialect). Versions are immutable."""
+    """A registered workflow definition (EAI dialect). Versions are immutable.
+
+    ``tenant_id`` None is a shared workflow (shipped, or registered by an admin for everyone); a
+    tenant's own registrations live in its namespace, keyed by ``(tenant_id, workflow_id, version)``."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -52,6 +55,23 @@ class WorkflowRecord(BaseModel):
     version: str
     definition: dict[str, Any] = Field(default_factory=dict)
     registered_at: datetime
+    # min_length: the stores keep shared workflows under the empty string, so no tenant may be named so.
+    tenant_id: str | None = Field(default=None, min_length=1)
+
+
+class ApiKeyRecord(BaseModel):
+    """An API key as stored: never the key itself, only ``key_hash`` (a slow or keyed hash of it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    tenant_id: str
+    role: Literal["admin", "member"]
+    name: str | None
+    key_hash: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked: bool = False
 
 
 class Page(BaseModel):
@@ -64,7 +84,8 @@ AppendItem = tuple[str, Sequence[EventRecord], ExecutionRow | None]
 
 class IdempotencyKeyTaken(ConcurrencyConflict):
     """The first append of an execution claimed an idempotency key already bound to another
-    execution: nothing was written, and the request should be answered with that execution.
+    execution of the same tenant: nothing was written, and the request should be answered with that
+    execution (when its ``request_hash`` matches).
 
     A conflict, so a group-commit batch that holds it is retried item by item like any other."""
 
@@ -75,12 +96,34 @@ class IdempotencyKeyTaken(ConcurrencyConflict):
         details = self.details if isinstance(self.details, dict) else {}
         return str(details.get("execution_id", ""))
 
+    @property
+    def request_hash(self) -> str | None:
+        """The fingerprint of the request that bound the key (None if it recorded none)."""
+        details = self.details if isinstance(self.details, dict) else {}
+        value = details.get("request_hash")
+        return str(value) if value is not None else None
 
-def started_idempotency_key(records: Sequence[EventRecord]) -> str | None:
-    """The idempotency key an append claims: the one an ``execution.started`` at seq 1 carries."""
+
+class IdempotencyBinding(NamedTuple):
+    tenant_id: str
+    key: str
+    request_hash: str | None
+
+
+def started_idempotency_binding(records: Sequence[EventRecord]) -> IdempotencyBinding | None:
+    """The idempotency key an append claims: the one an ``execution.started`` at seq 1 carries, in
+    its tenant, with the request's fingerprint."""
     if records and records[0].seq == 1 and records[0].type == "execution.started":
-        key = records[0].payload.get("idempotency_key")
-        return str(key) if key else None
+        payload = records[0].payload
+        key = payload.get("idempotency_key")
+        if not key:
+            return None
+        request_hash = payload.get("request_hash")
+        return IdempotencyBinding(
+            str(payload.get("tenant_id") or "default"),
+            str(key),
+            str(request_hash) if request_hash is not None else None,
+        )
     return None
 
 
@@ -101,11 +144,12 @@ class EventStore(abc.ABC):
         Raises ConcurrencyConflict when any ``(execution_id, seq)`` already exists, or when the first
         record's seq is not exactly one more than the log's last seq.
 
-        An ``execution.started`` record at seq 1 carrying an ``idempotency_key`` binds that key to the
-        execution in the same transaction (so a key never names an execution without events). A key
-        bound to another execution that has events raises :class:`IdempotencyKeyTaken` and writes
-        nothing; a key bound to an execution without events (a claim whose start never got recorded)
-        is taken over.
+        An ``execution.started`` record at seq 1 carrying an ``idempotency_key`` binds that key, in
+        the record's ``tenant_id`` and with its ``request_hash``, to the execution in the same
+        transaction (so a key never names an execution without events). A key bound in that tenant to
+        another execution that has events raises :class:`IdempotencyKeyTaken` and writes nothing; a
+        key bound to an execution without events (a claim whose start never got recorded) is taken
+        over. The same key in two tenants binds two executions.
         """
 
     def append_batch(self, items: Sequence[AppendItem]) -> None:
@@ -160,29 +204,60 @@ class EventStore(abc.ABC):
 
     # -- idempotency ---------------------------------------------------------------------------------
     @abc.abstractmethod
-    def claim_idempotency_key(self, key: str, execution_id: str) -> str:
-        """Bind ``key`` to ``execution_id`` unless already bound; return the execution id bound to it.
+    def claim_idempotency_key(self, key: str, execution_id: str, *, tenant_id: str = "default") -> str:
+        """Bind ``key`` (in ``tenant_id``) to ``execution_id`` unless already bound; return the
+        execution id bound to it.
 
         A claim made apart from the execution's first append can outlive a start that never got
         recorded; :meth:`append` takes such a claim over. Starts bind their key through ``append``."""
 
-    def idempotency_key_owner(self, key: str) -> str | None:
-        """The execution ``key`` is bound to, if that execution has events (else None)."""
-        raise NotImplementedError(f"{type(self).__name__} does not look up idempotency keys")
+    @abc.abstractmethod
+    def idempotency_key_owner(self, key: str, *, tenant_id: str) -> tuple[str, str | None] | None:
+        """``(execution_id, request_hash)`` of the execution ``key`` is bound to in ``tenant_id``, if
+        that execution has events (else None). ``request_hash`` is None when the start recorded none."""
 
     # -- workflow registry ---------------------------------------------------------------------------
     @abc.abstractmethod
     def put_workflow(self, record: WorkflowRecord) -> None:
-        """Insert a version. Raises Conflict(code VERSION_EXISTS) if that version exists with a different
-        definition; storing the identical definition again is a no-op."""
+        """Insert a version in the record's namespace (``tenant_id``; None is shared). Raises
+        Conflict(code VERSION_EXISTS) if that ``(tenant_id, workflow_id, version)`` exists with a
+        different definition; storing the identical definition again is a no-op."""
 
     @abc.abstractmethod
-    def get_workflow(self, workflow_id: str, version: str | None = None) -> WorkflowRecord | None:
-        """A given version, or the latest by semantic version when ``version`` is None."""
+    def get_workflow(
+        self, workflow_id: str, version: str | None = None, *, tenant_id: str | None = None
+    ) -> WorkflowRecord | None:
+        """A given version, or the latest by semantic version when ``version`` is None.
+
+        With a ``tenant_id``, the tenant's own workflow of that id shadows the shared one entirely:
+        if the tenant registered any version of it, only the tenant's versions count; otherwise the
+        shared ones do. Without one, only shared workflows count."""
 
     @abc.abstractmethod
-    def list_workflows(self) -> list[WorkflowRecord]:
-        """The latest version of every registered workflow, ordered by id."""
+    def list_workflows(self, *, tenant_id: str | None = None) -> list[WorkflowRecord]:
+        """The latest version of every workflow ``tenant_id`` sees, ordered by id: the shared ones and
+        the tenant's own, an id of the tenant's shadowing the shared one. None lists shared ones only."""
+
+    # -- API keys ------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_api_key(self, record: ApiKeyRecord) -> None:
+        """Store a new key. Raises ConcurrencyConflict when a key with that id exists."""
+
+    @abc.abstractmethod
+    def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        """One key by id (one primary-key lookup: it runs for every authenticated request)."""
+
+    @abc.abstractmethod
+    def list_api_keys(self, *, tenant_id: str | None = None) -> list[ApiKeyRecord]:
+        """Every key, or one tenant's; oldest first (by created_at, then id)."""
+
+    @abc.abstractmethod
+    def revoke_api_key(self, key_id: str) -> bool:
+        """Mark a key revoked; False when there is no such key (revoking twice is True twice)."""
+
+    @abc.abstractmethod
+    def touch_api_key(self, key_id: str, at: datetime) -> None:
+        """Set the key's ``last_used_at``. A write (an fsync on SQLite): callers should throttle it."""
 
     # -- plans ----------------------------------------------------------------------------------------
     # Plans are stored as event streams too: ``append``/``load`` with the plan id as the stream id.
