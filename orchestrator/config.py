@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     execution_hosts: int = Field(default=2, ge=1, description="pooled ExecutionHost actors")
     namespace: str = "orchestrator"
 
+    auth: Literal["off", "api_key"] | None = Field(
+        default=None, description="off or api_key; default: api_key unless the host is a loopback address"
+    )
+    admin_key: str | None = Field(
+        default=None, description="an orch_<id>_<secret> key stored (hashed) as an admin key at start"
+    )
+
     llm_provider: Literal["offline", "openai"] | None = None
     llm_base_url: str | None = None
     llm_api_key: str | None = None
@@ -62,6 +69,13 @@ class Settings(BaseSettings):
         return "openai" if self.llm_base_url or self.llm_api_key else "offline"
 
     @property
+    def resolved_auth(self) -> Literal["off", "api_key"]:
+        """``api_key`` whenever the server may be reached from another machine, unless said otherwise."""
+        if self.auth is not None:
+            return self.auth
+        return "off" if is_loopback(self.host) else "api_key"
+
+    @property
     def limits(self) -> Limits:
         return Limits(
             max_steps=self.max_steps,
@@ -75,6 +89,19 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'orchestrator.db').resolve()}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    import ipaddress
+
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
 
 
 def load_settings() -> Settings:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -38,12 +39,13 @@ def kill_session(sid: int, *, timeout: float = 30.0) -> None:
 
 
 def start_server_process(
-    port: int, data_dir: Path, namespace: str, log_path: Path
+    port: int, data_dir: Path, namespace: str, log_path: Path, *, env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """``orchestrate serve`` in a new session, with a clean ORCH_* environment."""
+    """``orchestrate serve`` in a new session, with a clean ORCH_* environment (plus ``env``)."""
     # as a user runs it: Ray's token auth on, with the token the server generates in its data directory
+    extra = dict(env or {})
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCH_", "RAY_ADDRESS", "RAY_AUTH"))}
-    env.update(ORCH_NAMESPACE=namespace)
+    env.update(ORCH_NAMESPACE=namespace, **extra)
     command = [
         sys.executable,
         "-m",

@@ -1,4 +1,4 @@
-"""The ``orchestrate`` command: run the server, and work with event logs."""
+"""The ``orchestrate`` command: run the server, work with event logs, and manage API keys."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ import typer
 from rich.console import Console
 
 app = typer.Typer(add_completion=False, help="Event-sourced workflow and multi-agent orchestration on Ray.")
+keys_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="API keys in the store's database; changes apply to a running server at its next request.",
+)
+app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 
 
@@ -34,8 +40,19 @@ def serve(
     fast_proxy: Annotated[
         bool, typer.Option(help="Ray Serve's throughput mode and HAProxy ingress (see README)")
     ] = False,
+    auth: Annotated[
+        str, typer.Option(help="off or api_key (default: api_key unless the host is a loopback address)")
+    ] = "",
+    insecure: Annotated[
+        bool, typer.Option(help="allow auth off on a non-loopback address: anyone who reaches it is admin")
+    ] = False,
 ) -> None:
     """Start (or join, with RAY_ADDRESS) Ray, deploy the Serve application and serve until stopped."""
+    if auth and auth not in ("off", "api_key"):
+        raise typer.BadParameter(f"--auth must be off or api_key, not {auth!r}")
+    if auth:
+        os.environ["ORCH_AUTH"] = auth
+    _refuse_open_network(host, insecure=insecure)  # before anything starts
     if fast_proxy:
         os.environ["ORCH_FAST_PROXY"] = "1"
     os.environ["ORCH_PORT"] = str(port)
@@ -46,6 +63,22 @@ def serve(
     if database_url:
         os.environ["ORCH_DATABASE_URL"] = database_url
     start_server(wait=True)
+
+
+def _refuse_open_network(host: str, *, insecure: bool) -> None:
+    """Auth off on an address other machines reach lets anyone read, cancel and run anything."""
+    from orchestrator.config import is_loopback
+
+    auth = os.environ.get("ORCH_AUTH", "").strip().lower()
+    if auth == "off" and not is_loopback(host) and not insecure:
+        console.print(
+            f"[bold red]refusing to start:[/] auth is off (ORCH_AUTH=off) and --host {host} is reachable "
+            "from other machines, so anyone who can connect could read, cancel and run every tenant's "
+            "workflows. Use API keys (--auth api_key, the default off loopback; create keys with "
+            "`orchestrate keys create`), bind a loopback address (--host 127.0.0.1), or pass --insecure "
+            "if something in front of the server already authenticates its clients."
+        )
+        raise typer.Exit(2)
 
 
 def start_server(*, wait: bool) -> None:
@@ -77,8 +110,8 @@ def start_server(*, wait: bool) -> None:
     ray_serve.run(build_app(settings), name="orchestrator", route_prefix="/", blocking=False)
     console.print(
         f"[bold green]orchestrator ready[/] on http://{settings.host}:{settings.port} "
-        f"({time.perf_counter() - started:.1f}s; store {settings.store_url}; placement {settings.placement}; "
-        f"LLM {settings.resolved_llm_provider})"
+        f"({time.perf_counter() - started:.1f}s; store {_safe_url(settings.store_url)}; "
+        f"placement {settings.placement}; LLM {settings.resolved_llm_provider}; auth {settings.resolved_auth})"
     )
     if not wait:
         return
@@ -201,11 +234,82 @@ def prune(
     console.print(f"pruned {removed} executions")
 
 
+# ------------------------------------------------------------------------------------------ API keys
+
+_Role = Annotated[str, typer.Option(help="member (its tenant only) or admin (any tenant, shared workflows)")]
+_DataDir = Annotated[Path | None, typer.Option(help="data directory of a SQLite store")]
+_DatabaseUrl = Annotated[str, typer.Option(help="postgresql://... store")]
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="the tenant the key acts for")],
+    role: _Role = "member",
+    name: Annotated[str, typer.Option(help="what the key is for, e.g. ci")] = "",
+    data_dir: _DataDir = None,
+    database_url: _DatabaseUrl = "",
+) -> None:
+    """Create a key; it is printed once, alone on the last line of standard output, and stored hashed."""
+    from orchestrator.server.auth import ROLES, generate_key
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"--role must be member or admin, not {role!r}")
+    if not tenant.strip():
+        raise typer.BadParameter("--tenant must not be empty")
+    key, record = generate_key(tenant_id=tenant.strip(), role=role, name=name)
+    with contextlib.closing(_open_store(data_dir, database_url)) as store:
+        store.create_api_key(record)
+    console.print(f"created {role} key {record.id} for tenant {record.tenant_id!r}; it is shown only once:")
+    print(key, flush=True)
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[str, typer.Option(help="only this tenant's keys")] = "",
+    data_dir: _DataDir = None,
+    database_url: _DatabaseUrl = "",
+) -> None:
+    """List keys: id, tenant, role, name, created, last used, revoked (never a key or its hash)."""
+    with contextlib.closing(_open_store(data_dir, database_url)) as store:
+        records = store.list_api_keys(tenant_id=tenant or None)
+    print("\t".join(("id", "tenant", "role", "name", "created_at", "last_used_at", "revoked")))
+    for record in records:
+        used = record.last_used_at.isoformat() if record.last_used_at else "-"
+        fields = (record.id, record.tenant_id, record.role, record.name or "-", record.created_at.isoformat())
+        print("\t".join((*fields, used, "yes" if record.revoked else "no")))
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="the key's id (the part after orch_)")],
+    data_dir: _DataDir = None,
+    database_url: _DatabaseUrl = "",
+) -> None:
+    """Revoke a key: the running server refuses it from its next request on."""
+    with contextlib.closing(_open_store(data_dir, database_url)) as store:
+        revoked = store.revoke_api_key(key_id)
+    if not revoked:
+        console.print(f"[red]no key {key_id!r}[/]")
+        raise typer.Exit(1)
+    console.print(f"revoked key {key_id}")
+
+
+def _safe_url(url: str) -> str:
+    """A store URL without its password, for the console."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 RAY_TOKEN_FILE = "ray_auth_token"
 
 # Settings that hold credentials: they reach the workers inside the Settings object the server passes, so
 # they have no business in the runtime env, which Ray shows to anyone who can list jobs or actors.
-_SECRET_SETTINGS = frozenset({"llm_api_key", "database_url"})
+_SECRET_SETTINGS = frozenset({"llm_api_key", "database_url", "admin_key"})
 _SECRET_NAME = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
 
 

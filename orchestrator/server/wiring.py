@@ -15,6 +15,7 @@ from agents.runner import AgentStepRunner
 from orchestrator.config import Settings
 from orchestrator.server.api.app import create_app
 from orchestrator.server.api.deps import provide
+from orchestrator.server.auth import Authenticator, bootstrap_admin_key
 from orchestrator.server.executions import ExecutionService
 from orchestrator.server.workflow_registry import load_workflow_files
 from orchestrator.store import open_store
@@ -29,6 +30,8 @@ def build_ingress_state(app: FastAPI, settings: Settings, planner: Any) -> None:
     store = open_store(settings.store_url)
     registry = registry_for(settings)
     workflow_warnings = load_workflow_files(settings, store)
+    if settings.admin_key:
+        bootstrap_admin_key(store, settings.admin_key)
     del app  # services are process-wide: see orchestrator.server.api.deps
     provide(
         settings=settings,
@@ -38,4 +41,6 @@ def build_ingress_state(app: FastAPI, settings: Settings, planner: Any) -> None:
         planner=planner,
         engine=ExecutionService(settings, store, AgentStepRunner),
         workflow_warnings=workflow_warnings,
+        # None: auth off, every request is open (see orchestrator.server.api.deps.authenticate)
+        authenticator=Authenticator(store) if settings.resolved_auth == "api_key" else None,
     )

@@ -18,16 +18,17 @@ import asyncio
 import logging
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, Field
 from ray.exceptions import RayError
 
 from agents.registry import AgentConfig, Registry, validate_agent_config
-from orchestrator.server.api.deps import maybe_service, service_of
+from orchestrator.server.api.deps import authenticate, maybe_service, service_of
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
+# Agents are shared by every tenant: any valid key may look at them.
+router = APIRouter(prefix="/api/v1/agents", tags=["agents"], dependencies=[Depends(authenticate)])
 
 HealthStatus = Literal["healthy", "degraded", "unhealthy", "unknown"]
 

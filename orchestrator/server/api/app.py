@@ -5,14 +5,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from orchestrator.config import Settings
+from orchestrator.core.errors import Unauthenticated
 from orchestrator.server.api import agents, eai, plan, v1
-from orchestrator.server.api.deps import maybe_service
+from orchestrator.server.api.deps import authenticate, maybe_service
 from orchestrator.server.api.errors import ERROR_SCHEMA, BodySizeLimit, install_error_handlers
+
+API_PREFIX = "/api/"
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "an API key (orch_<id>_<secret>) from `orchestrate keys create`",
+    },
+    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "the same key"},
+}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -29,7 +40,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(plan.router)
     app.include_router(eai.router)
 
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    open_server = settings.resolved_auth == "off"
+    app.openapi = lambda: _openapi(app, open_server=open_server)  # type: ignore[method-assign]
 
     @app.get(
         "/health",
@@ -37,28 +49,46 @@ def create_app(settings: Settings) -> FastAPI:
         responses={503: {"description": "starting"}},
         summary="200 once the server can take work",
     )
-    async def health() -> Any:
+    async def health(request: Request) -> Any:
         engine = maybe_service("engine")
         if engine is None:
             return JSONResponse({"status": "starting"}, status_code=503)
         await engine.ready()  # hosts answer once they have resumed their executions
+        try:
+            await authenticate(request)
+        except Unauthenticated:  # open to probes, but without a key it tells nothing beyond the status
+            return {"status": "ok"}
         return {"status": "ok", "placement": engine.settings.placement, "hosts": await engine.host_stats()}
 
     return app
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
+def _openapi(app: FastAPI, *, open_server: bool) -> dict[str, Any]:
     """FastAPI's document, with the answers the error handlers really give: a request that fails
-    validation is 400 (not FastAPI's 422), and every error answer is the one envelope."""
+    validation is 400 (not FastAPI's 422), and every error answer is the one envelope. The API routes
+    take an API key (bearer or ``X-API-Key``); on a server with auth off the key is optional (``{}``)."""
     if app.openapi_schema is None:
         doc = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-        doc.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        components = doc.setdefault("components", {})
+        components.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        components["securitySchemes"] = SECURITY_SCHEMES
+        security: list[dict[str, list[str]]] = [{name: []} for name in SECURITY_SCHEMES]
+        if open_server:
+            security.append({})
         error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-        for item in doc.get("paths", {}).values():
+        for path, item in doc.get("paths", {}).items():
             for operation in item.values():
                 responses = operation.setdefault("responses", {})
+                if path.startswith(API_PREFIX):
+                    operation["security"] = security
+                    responses.setdefault(
+                        "401", {"description": "UNAUTHENTICATED: no key, or not a valid one"}
+                    )
+                    responses.setdefault(
+                        "403", {"description": "FORBIDDEN: the key may not act for that tenant"}
+                    )
                 responses.pop("422", None)
                 parameters = operation.get("parameters", [])
                 if parameters or operation.get("requestBody"):

@@ -26,9 +26,17 @@ still counts every match.
 The ``workflowId`` of an execution is the registered workflow's id; for a v1 execution, which has none,
 it is the v1 workflow name. The ``workflowId`` filter matches the same thing.
 
-Executions are filed under the tenant of the ``X-Tenant-ID`` header (default ``default``), and
+Tenancy (see :mod:`orchestrator.server.auth`): with auth off, executions are filed under the tenant of the
+``X-Tenant-ID`` header (default ``default``) and every workflow is shared. With API keys, a member key acts
+for its own tenant (naming another is 403), an admin key for the tenant ``X-Tenant-ID`` names, else its
+own; lists show that tenant's executions only, and another tenant's execution is 404 for a member.
+Workflows: a tenant sees the shared ones and its own, its own shadowing a shared one of the same id; a
+member's ``PUT`` registers in its tenant's namespace, an admin's registers a shared workflow unless
+``X-Tenant-ID`` names a tenant.
+
 ``metadata.requestedBy``, when given, becomes the user id templates see as ``user.id``; the
-``Idempotency-Key`` header answers a resubmission with the original execution, as in v1.
+``Idempotency-Key`` header answers a resubmission with the original execution, as in v1 (scoped per
+tenant; the same key with another request is 409 IDEMPOTENCY_KEY_REUSED).
 
 A synchronous execute waits at most ``ORCH_SYNC_TIMEOUT`` seconds; an execution still running then is
 answered with 202, as if ``async`` had been asked for (the execution itself goes on).
@@ -39,22 +47,32 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Literal, cast
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from orchestrator.core.errors import ExecutionTimeout, NotFound
 from orchestrator.core.workflow_documents import parse_definition, validate_input
-from orchestrator.server.api.deps import engine_of, read_execution, require_execution_id, service_of
+from orchestrator.server.api.deps import (
+    authenticate,
+    engine_of,
+    read_execution,
+    request_hash,
+    require_visible,
+    service_of,
+)
 from orchestrator.server.api.links import execution_links
 from orchestrator.server.api.params import MAX_OFFSET, duration_field, parse_timeout
 from orchestrator.server.api.render_eai import eai_execution, eai_list_item, workflow_detail, workflow_summary
 from orchestrator.server.api.schemas import eai_definition_schema, replace_with
+from orchestrator.server.auth import Principal, acting_tenant
 from orchestrator.server.workflow_registry import register
 from orchestrator.store.base import EventStore, WorkflowRecord
 
-router = APIRouter(prefix="/api/eai/v3/orchestrate", tags=["orchestrate"])
+router = APIRouter(
+    prefix="/api/eai/v3/orchestrate", tags=["orchestrate"], dependencies=[Depends(authenticate)]
+)
 
 State = Literal["pending", "running", "completed", "failed", "timeout", "cancelled"]
 DEFAULT_LIMIT = 20
@@ -190,19 +208,35 @@ def _store(request: Request) -> EventStore:
     return cast(EventStore, service_of(request, "store"))
 
 
-async def _workflow(store: EventStore, workflow_id: str, version: str | None) -> WorkflowRecord:
-    record = await asyncio.to_thread(store.get_workflow, workflow_id, version)
+def _namespace(principal: Principal, x_tenant_id: str | None) -> str | None:
+    """The tenant whose workflows (its own, then the shared ones) a request sees; None: shared only, as
+    with auth off, where every workflow is shared."""
+    return None if principal.open else acting_tenant(principal, None, x_tenant_id)
+
+
+async def _workflow(
+    store: EventStore, workflow_id: str, version: str | None, tenant_id: str | None
+) -> WorkflowRecord:
+    record = await asyncio.to_thread(store.get_workflow, workflow_id, version, tenant_id=tenant_id)
     if record is None:
         message = f"workflow {workflow_id!r} is not registered"
-        if version is not None and await asyncio.to_thread(store.get_workflow, workflow_id) is not None:
+        if (
+            version is not None
+            and await asyncio.to_thread(store.get_workflow, workflow_id, tenant_id=tenant_id) is not None
+        ):
             message = f"workflow {workflow_id!r} has no version {version!r}"
         raise NotFound(message, code="WORKFLOW_NOT_FOUND")
     return record
 
 
 @router.get("/workflows", response_model=WorkflowList, summary="Registered workflows, latest versions")
-async def list_workflows(request: Request) -> dict[str, Any]:
-    records = await asyncio.to_thread(_store(request).list_workflows)
+async def list_workflows(
+    request: Request,
+    x_tenant_id: str | None = Header(default=None),
+    principal: Principal = Depends(authenticate),
+) -> dict[str, Any]:
+    namespace = _namespace(principal, x_tenant_id)
+    records = await asyncio.to_thread(_store(request).list_workflows, tenant_id=namespace)
     return {"data": [workflow_summary(record) for record in records]}
 
 
@@ -216,8 +250,11 @@ async def get_workflow(
     request: Request,
     workflow_id: str = Path(alias="workflowId"),
     version: str | None = Query(default=None, description="a registered version; default: the latest"),
+    x_tenant_id: str | None = Header(default=None),
+    principal: Principal = Depends(authenticate),
 ) -> dict[str, Any]:
-    return workflow_detail(await _workflow(_store(request), workflow_id, version))
+    namespace = _namespace(principal, x_tenant_id)
+    return workflow_detail(await _workflow(_store(request), workflow_id, version, namespace))
 
 
 @router.put(
@@ -228,16 +265,25 @@ async def get_workflow(
     summary="Register a workflow version (201; 200 if the identical version is registered already)",
 )
 async def register_workflow(
-    body: WorkflowDefinition, request: Request, workflow_id: str = Path(alias="workflowId")
+    body: WorkflowDefinition,
+    request: Request,
+    workflow_id: str = Path(alias="workflowId"),
+    x_tenant_id: str | None = Header(default=None),
+    principal: Principal = Depends(authenticate),
 ) -> JSONResponse:
     store = _store(request)
+    # A member registers in its tenant's namespace (naming another tenant is 403); only an admin (or an
+    # open server) registers or replaces what every tenant shares, unless it names a tenant.
+    namespace: str | None = None
+    if not principal.open and (not principal.is_admin or x_tenant_id):
+        namespace = acting_tenant(principal, None, x_tenant_id)
     definition = parse_definition(
         body.model_dump(exclude_unset=True),
         workflow_id=workflow_id,
         limits=engine_of(request).settings.limits,
     )
-    created = await asyncio.to_thread(register, store, definition)
-    record = await _workflow(store, definition.id, definition.version)
+    created = await asyncio.to_thread(register, store, definition, tenant_id=namespace)
+    record = await _workflow(store, definition.id, definition.version, namespace)
     view = WorkflowDetail.model_validate(workflow_detail(record)).model_dump(mode="json", by_alias=True)
     return JSONResponse(view, status_code=201 if created else 200)
 
@@ -260,10 +306,14 @@ async def execute_workflow(
     workflow_id: str = Path(alias="workflowId"),
     x_tenant_id: str | None = Header(default=None),
     idempotency_key: str | None = Header(default=None),
+    principal: Principal = Depends(authenticate),
 ) -> JSONResponse:
+    tenant_id = acting_tenant(principal, None, x_tenant_id)
+    hashed = request_hash(request, body) if idempotency_key else None
     body = body or ExecuteWorkflowRequest()
     timeout = parse_timeout(body.timeout)
-    record = await _workflow(_store(request), workflow_id, body.version)
+    namespace = None if principal.open else tenant_id
+    record = await _workflow(_store(request), workflow_id, body.version, namespace)
     definition = parse_definition(record.definition, limits=engine_of(request).settings.limits)
     validate_input(definition.workflow, body.input)
     requested_by = body.metadata.get("requestedBy")
@@ -271,7 +321,7 @@ async def execute_workflow(
         definition.workflow,
         input=body.input,
         user={"id": str(requested_by)} if requested_by else {},
-        tenant_id=x_tenant_id or "default",
+        tenant_id=tenant_id,
         wait=not body.run_async,
         timeout=timeout,
         dialect="eai",
@@ -279,6 +329,8 @@ async def execute_workflow(
         workflow_version=definition.version,
         metadata=body.metadata,
         idempotency_key=idempotency_key,
+        key_id=principal.key_id,
+        request_hash=hashed,
     )
     view = WorkflowExecution.model_validate(eai_execution(state)).model_dump(mode="json", by_alias=True)
     if state.status == "timeout" and not body.run_async:
@@ -301,9 +353,17 @@ async def list_executions(
     state: State | None = Query(default=None),
     limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="1 to 100"),
     offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
+    x_tenant_id: str | None = Header(default=None),
+    principal: Principal = Depends(authenticate),
 ) -> dict[str, Any]:
+    tenant_id = None if principal.open else acting_tenant(principal, None, x_tenant_id)
     page = await asyncio.to_thread(
-        engine_of(request).list, workflow_name=workflow_id, status=state, limit=limit, offset=offset
+        engine_of(request).list,
+        tenant_id=tenant_id,
+        workflow_name=workflow_id,
+        status=state,
+        limit=limit,
+        offset=offset,
     )
     return {
         "data": [eai_list_item(row) for row in page.rows],
@@ -319,8 +379,12 @@ async def list_executions(
     responses={404: {}},
     summary="One execution, with its steps",
 )
-async def get_execution(request: Request, execution_id: str = Path(alias="executionId")) -> dict[str, Any]:
-    return eai_execution(await read_execution(engine_of(request), execution_id))
+async def get_execution(
+    request: Request,
+    execution_id: str = Path(alias="executionId"),
+    principal: Principal = Depends(authenticate),
+) -> dict[str, Any]:
+    return eai_execution(await read_execution(engine_of(request), execution_id, principal))
 
 
 @router.post(
@@ -330,9 +394,14 @@ async def get_execution(request: Request, execution_id: str = Path(alias="execut
     responses={404: {}, 409: {}},
     summary="Cancel a running execution: its unfinished steps end cancelled",
 )
-async def cancel_execution(request: Request, execution_id: str = Path(alias="executionId")) -> Response:
-    require_execution_id(execution_id)
-    await engine_of(request).cancel(execution_id)
+async def cancel_execution(
+    request: Request,
+    execution_id: str = Path(alias="executionId"),
+    principal: Principal = Depends(authenticate),
+) -> Response:
+    engine = engine_of(request)
+    await require_visible(engine, execution_id, principal)
+    await engine.cancel(execution_id, key_id=principal.key_id)
     return Response(status_code=204)
 
 

@@ -49,7 +49,9 @@ def envelope(
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OrchestratorError)
     async def _orchestrator_error(_: Request, exc: OrchestratorError) -> JSONResponse:
-        return envelope(exc.status, exc.code, exc.message, exc.details)
+        # RFC 9110: a 401 names the scheme to authenticate with
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return envelope(exc.status, exc.code, exc.message, exc.details, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from ray.exceptions import RayError, RayTaskError
@@ -48,16 +48,17 @@ from orchestrator.core.plans import (
 )
 from orchestrator.core.state import ExecutionState
 from orchestrator.ray_errors import describe_cause, orchestrator_cause
-from orchestrator.server.api.deps import engine_of, read_execution, service_of
+from orchestrator.server.api.deps import authenticate, engine_of, read_execution, service_of
 from orchestrator.server.api.links import execution_links, link
 from orchestrator.server.api.params import duration_field, parse_timeout
 from orchestrator.server.api.render import step_seconds
 from orchestrator.server.api.schemas import NON_BLANK, USER_SCHEMA, require
-from orchestrator.server.api.v1 import require_user, tenant_of
+from orchestrator.server.api.v1 import require_user
+from orchestrator.server.auth import Principal, acting_tenant, may_see
 from planner.compile import CompiledPlan, compile_plan
 from planner.models import Plan
 
-router = APIRouter(prefix="/api/v1", tags=["planning"])
+router = APIRouter(prefix="/api/v1", tags=["planning"], dependencies=[Depends(authenticate)])
 
 # Long enough for any sentence a person writes; the planner's regex passes stay cheap below it.
 MAX_QUERY_CHARS = 8000
@@ -161,10 +162,14 @@ _PLAN_LINKS = {
     summary="Plan a natural-language request over the agents and run it",
 )
 async def create_plan(
-    body: PlanRequest, request: Request, x_tenant_id: str | None = Header(default=None)
+    body: PlanRequest,
+    request: Request,
+    x_tenant_id: str | None = Header(default=None),
+    principal: Principal = Depends(authenticate),
 ) -> JSONResponse:
     started = time.perf_counter()
     user = require_user(body.user)
+    tenant_id = acting_tenant(principal, user, x_tenant_id)  # refused before any planning is spent
     query = body.query.strip()
     if not query:
         raise InvalidRequest(
@@ -181,7 +186,6 @@ async def create_plan(
     planning_ms = _ms(started)
 
     plan_id = new_plan_id()
-    tenant_id = tenant_of(user, x_tenant_id)
     stream = _PlanStream(request, plan_id)
     await stream.append(
         PlanCreated(
@@ -224,6 +228,7 @@ async def create_plan(
         wait=False,
         timeout=timeout,
         metadata={"plan_id": plan_id, "planner": plan.planner, "query": query},
+        key_id=principal.key_id,
     )
     execution_id = state.execution_id
     # Recorded before waiting, so the plan leads to its execution even if this request goes away.
@@ -286,10 +291,13 @@ async def create_plan(
     responses={404: {"description": "PLAN_NOT_FOUND"}},
     summary="A stored plan with its execution's current status",
 )
-async def get_plan(plan_id: str, request: Request) -> dict[str, Any]:
+async def get_plan(
+    plan_id: str, request: Request, principal: Principal = Depends(authenticate)
+) -> dict[str, Any]:
     store = service_of(request, "store")
     state = fold_plan(plan_id, await asyncio.to_thread(store.load, plan_id))
-    if state is None:
+    # another tenant's plan is not found, like one that does not exist
+    if state is None or not may_see(principal, state.created.tenant_id):
         raise NotFound(f"plan {plan_id!r} not found", code="PLAN_NOT_FOUND")
     status: str | None = None
     result: Any = None

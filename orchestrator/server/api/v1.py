@@ -5,26 +5,34 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.core.errors import (
     ExecutionTimeout,
+    Forbidden,
     InvalidWorkflow,
     MissingUserContext,
     NotFound,
 )
 from orchestrator.core.validation import parse_workflow
 from orchestrator.core.workflow_documents import validate_input
-from orchestrator.server.api.deps import engine_of, read_execution, require_execution_id
+from orchestrator.server.api.deps import (
+    authenticate,
+    engine_of,
+    read_execution,
+    request_hash,
+    require_visible,
+)
 from orchestrator.server.api.links import execution_links
 from orchestrator.server.api.params import MAX_OFFSET, duration_field, parse_timeout
 from orchestrator.server.api.render import iso, list_item, v1_execution
 from orchestrator.server.api.schemas import USER_SCHEMA, require, v1_workflow_schema
+from orchestrator.server.auth import Principal, acting_tenant
 from orchestrator.store.export import MEDIA_TYPES, ExportFormat, events_to_bytes
 
-router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
+router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"], dependencies=[Depends(authenticate)])
 
 Status = Literal["pending", "running", "completed", "failed", "timeout", "cancelled"]
 
@@ -120,11 +128,6 @@ class EventList(BaseModel):
 _EXECUTION_LINKS = execution_links("/api/v1/workflows", "execution_id", "$response.body#/id")
 
 
-def tenant_of(user: dict[str, Any], header: str | None) -> str:
-    tenant = user.get("tenant_id") or header or "default"
-    return str(tenant)
-
-
 def require_user(user: Any) -> dict[str, Any]:
     if not isinstance(user, dict) or user.get("id") in (None, ""):
         raise MissingUserContext(
@@ -151,6 +154,7 @@ async def execute(
     request: Request,
     x_tenant_id: str | None = Header(default=None),
     idempotency_key: str | None = Header(default=None),
+    principal: Principal = Depends(authenticate),
 ) -> JSONResponse:
     engine = engine_of(request)
     if body.workflow is None:
@@ -159,16 +163,20 @@ async def execute(
         )
     workflow = parse_workflow(body.workflow, limits=engine.settings.limits)
     user = require_user(body.user)
+    tenant_id = acting_tenant(principal, user, x_tenant_id)
     validate_input(workflow, body.input)
     timeout = parse_timeout(body.timeout)
+    key = idempotency_key or body.idempotency_key
     state = await engine.start(
         workflow,
         input=body.input,
         user=user,
-        tenant_id=tenant_of(user, x_tenant_id),
+        tenant_id=tenant_id,
         wait=not body.async_,
         timeout=timeout,
-        idempotency_key=idempotency_key or body.idempotency_key,
+        idempotency_key=key,
+        key_id=principal.key_id,
+        request_hash=request_hash(request, body) if key else None,
     )
     view = v1_execution(state)
     if state.status == "timeout" and not body.async_:
@@ -187,9 +195,18 @@ async def list_executions(
     offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
     status: Status | None = None,
     workflow_name: str | None = None,
+    x_tenant_id: str | None = Header(default=None),
+    principal: Principal = Depends(authenticate),
 ) -> dict[str, Any]:
+    # open: every tenant, as before keys; with a key, the tenant it acts for only
+    tenant_id = None if principal.open else acting_tenant(principal, None, x_tenant_id)
     page = await asyncio.to_thread(
-        engine_of(request).list, status=status, workflow_name=workflow_name, limit=limit, offset=offset
+        engine_of(request).list,
+        tenant_id=tenant_id,
+        status=status,
+        workflow_name=workflow_name,
+        limit=limit,
+        offset=offset,
     )
     items = [list_item(row) for row in page.rows]
     return {"executions": items, "count": len(items), "total": page.total, "limit": limit, "offset": offset}
@@ -204,7 +221,13 @@ async def list_tenant_executions(
     limit: int = Query(default=10, ge=1, le=1000),
     offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
     status: Status | None = None,
+    principal: Principal = Depends(authenticate),
 ) -> dict[str, Any]:
+    if not principal.open and not principal.is_admin and tenant_id != principal.tenant_id:
+        raise Forbidden(
+            f"this key acts for tenant {principal.tenant_id!r} only, not {tenant_id!r}",
+            details=[{"field": "tenant_id", "message": f"a member key cannot list {tenant_id!r}"}],
+        )
     page = await asyncio.to_thread(
         engine_of(request).list, tenant_id=tenant_id, status=status, limit=limit, offset=offset
     )
@@ -213,8 +236,10 @@ async def list_tenant_executions(
 
 
 @router.get("/executions/{execution_id}", response_model=ExecutionView, summary="One execution")
-async def get_execution(execution_id: str, request: Request) -> dict[str, Any]:
-    return v1_execution(await read_execution(engine_of(request), execution_id))
+async def get_execution(
+    execution_id: str, request: Request, principal: Principal = Depends(authenticate)
+) -> dict[str, Any]:
+    return v1_execution(await read_execution(engine_of(request), execution_id, principal))
 
 
 @router.post(
@@ -224,9 +249,12 @@ async def get_execution(execution_id: str, request: Request) -> dict[str, Any]:
     responses={409: {"description": "EXECUTION_ALREADY_FINISHED"}},
     summary="Cancel a running execution",
 )
-async def cancel_execution(execution_id: str, request: Request) -> dict[str, Any]:
-    require_execution_id(execution_id)
-    return v1_execution(await engine_of(request).cancel(execution_id))
+async def cancel_execution(
+    execution_id: str, request: Request, principal: Principal = Depends(authenticate)
+) -> dict[str, Any]:
+    engine = engine_of(request)
+    await require_visible(engine, execution_id, principal)
+    return v1_execution(await engine.cancel(execution_id, key_id=principal.key_id))
 
 
 @router.get(
@@ -236,10 +264,13 @@ async def cancel_execution(execution_id: str, request: Request) -> dict[str, Any
     responses={200: {"content": {MEDIA_TYPES["arrow_stream"]: {}, MEDIA_TYPES["parquet"]: {}}}},
 )
 async def execution_events(
-    execution_id: str, request: Request, format: Literal["json", "arrow", "parquet"] = "json"
+    execution_id: str,
+    request: Request,
+    format: Literal["json", "arrow", "parquet"] = "json",
+    principal: Principal = Depends(authenticate),
 ) -> Any:
     engine = engine_of(request)
-    require_execution_id(execution_id)
+    await require_visible(engine, execution_id, principal)
     if format == "json":
         return {"execution_id": execution_id, "events": await asyncio.to_thread(engine.events, execution_id)}
     records = await asyncio.to_thread(engine.store.load, execution_id)
