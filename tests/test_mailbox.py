@@ -7,6 +7,7 @@ lock. Step work goes through a scripted :class:`StepRunner` (the runtime's port,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -16,12 +17,14 @@ from typing import Any
 
 import pytest
 
+from orchestrator.config import Settings
 from orchestrator.core.decide import RunStep, Start, TimerElapsed
 from orchestrator.core.errors import StoreError
 from orchestrator.core.state import ExecutionState
 from orchestrator.core.validation import parse_workflow
 from orchestrator.runtime.appender import BatchAppender
 from orchestrator.runtime.execution import Execution, StoreHealth, payload_problem
+from orchestrator.runtime.host import ExecutionHost
 from orchestrator.store import SQLiteEventStore
 from orchestrator.store.base import EventStore, IdempotencyKeyTaken
 
@@ -265,3 +268,29 @@ async def test_cancel_records_who_asked(store: EventStore) -> None:
     assert state.status == "cancelled" and state.started_by == {"key_id": "k-1", "user": {"id": 1}}
     (requested,) = [r for r in store.load(execution.execution_id) if r.type == "execution.cancel_requested"]
     assert requested.payload["requested_by"] == {"key_id": "k-2", "user": {"id": 2}}
+
+
+class _SlowRecoveryHost(ExecutionHost):
+    """A host whose recovery waits for the test: a large backlog, as after a kill -9."""
+
+    release: asyncio.Event
+
+    async def _recover(self) -> None:
+        await self.release.wait()
+
+
+async def test_a_caller_that_gives_up_waiting_does_not_cancel_recovery(tmp_path: Path) -> None:
+    """A /health request whose client timed out becomes a cancelled ``ready()`` on the host; before the
+    fix it cancelled recovery itself, and the restarted server never answered /health again."""
+    _SlowRecoveryHost.release = asyncio.Event()
+    host = _SlowRecoveryHost(Settings(data_dir=tmp_path), lambda settings: ScriptedRunner())
+    impatient = asyncio.ensure_future(host.ready())
+    await asyncio.sleep(0.01)
+    impatient.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await impatient
+    _SlowRecoveryHost.release.set()
+    assert await asyncio.wait_for(host.ready(), 5) is True
+    assert (await host.stats())["live_executions"] == 0
+    host.appender.close()
+    host.store.close()

@@ -138,7 +138,7 @@ class ExecutionHost:
         return await execution.cancel(reason, key_id=key_id, user=user)
 
     async def stats(self) -> dict[str, Any]:
-        await self._recovery
+        await self._recovered()
         return {
             "index": self.index,
             "dedicated": self.dedicated,
@@ -159,8 +159,14 @@ class ExecutionHost:
         return self.fingerprint
 
     async def ready(self) -> bool:
-        await self._recovery
+        await self._recovered()
         return True
+
+    async def _recovered(self) -> None:
+        """Wait for recovery without owning it: a caller that gives up (a /health request whose client
+        timed out, which Ray turns into a cancelled actor task) must not cancel recovery itself, or
+        every later caller would wait on a cancelled task and the host would never be ready."""
+        await asyncio.shield(self._recovery)
 
     # -- internals ---------------------------------------------------------------------------------
 

@@ -74,8 +74,14 @@ class ExecutionService:
         fingerprints = await asyncio.gather(
             *(host.writer_fingerprint.remote() for host in self.hosts), return_exceptions=True
         )
+        unknown = False
         for index, fingerprint in enumerate(fingerprints):
-            if fingerprint != self.fingerprint:
+            if isinstance(fingerprint, BaseException):
+                # no answer (a cancelled call, a host restarting) says nothing about its settings:
+                # never kill on that, ask again on the next check
+                log.warning("execution host %d did not say its settings: %r", index, fingerprint)
+                unknown = True
+            elif fingerprint != self.fingerprint:
                 log.warning(
                     "execution host %d was created with other settings (%r); replacing it", index, fingerprint
                 )
@@ -92,6 +98,8 @@ class ExecutionService:
             log.warning("retiring execution host %d (ORCH_EXECUTION_HOSTS is now %d)", index, len(self.hosts))
             ray.kill(extra, no_restart=True)
             index += 1
+        if unknown:
+            self._checked = None
 
     async def host_stats(self) -> list[dict[str, Any]]:
         return list(await asyncio.gather(*(host.stats.remote() for host in self.hosts)))
