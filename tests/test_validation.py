@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from typing import Any
 
 import pytest
 
 from orchestrator.core.definitions import RetryPolicy, WorkflowDef
-from orchestrator.core.durations import format_seconds, parse_duration
+from orchestrator.core.durations import DURATION_PATTERN, MAX_SECONDS, format_seconds, parse_duration
 from orchestrator.core.errors import InvalidWorkflow
 from orchestrator.core.validation import parse_workflow
 
@@ -786,3 +787,18 @@ def test_input_user_and_execution_names_are_not_step_references() -> None:
     parse_workflow(
         workflow(transform("a", "{{ input.steps }} {{ user.id }} {{ execution.id }} {{ input['steps'].x }}"))
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["5s", "250ms", "2m", "1h", "366d", "365.9d", "9999999.5", "9999999999ms", "99999m", "999h", "0"],
+)
+def test_every_documented_duration_is_accepted(text: str) -> None:
+    """The OpenAPI pattern is a promise: the fuzzer found '52801532d' matching it and refused."""
+    assert re.match(DURATION_PATTERN, text)
+    assert parse_duration(text) <= MAX_SECONDS
+
+
+@pytest.mark.parametrize("text", ["367d", "52801532d", "10000000", "99999999999ms", "1000h", "366.1d"])
+def test_durations_over_the_bound_are_not_documented(text: str) -> None:
+    assert not re.match(DURATION_PATTERN, text)

@@ -6,8 +6,15 @@ import math
 import re
 
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-# The canonical spelling, for documents (OpenAPI); the parser also takes surrounding spaces.
-DURATION_PATTERN = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d)?$"
+# What the OpenAPI document promises: a subset of what parse_duration accepts in which every value is
+# within MAX_SECONDS (366 days), so a generated request that matches it is always accepted.
+DURATION_PATTERN = (
+    r"^(?:[0-9]{1,7}(?:\.[0-9]+)?s?"
+    r"|[0-9]{1,10}(?:\.[0-9]+)?ms"
+    r"|[0-9]{1,5}(?:\.[0-9]+)?m"
+    r"|[0-9]{1,3}(?:\.[0-9]+)?h"
+    r"|(?:[0-9]{1,2}|[12][0-9]{2}|3[0-5][0-9]|36[0-5])(?:\.[0-9]+)?d|366d)$"
+)
 MAX_SECONDS = 366 * 86400.0  # a durable timer may run for a year; longer is a mistake, not a plan
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
