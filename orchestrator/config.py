@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.core.limits import Limits
 
+DEFAULT_DASHBOARD_PORT = 8265  # Ray's own default
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore")
@@ -28,6 +30,17 @@ class Settings(BaseSettings):
     placement: Literal["pooled", "dedicated"] = "pooled"
     execution_hosts: int = Field(default=2, ge=1, description="pooled ExecutionHost actors")
     namespace: str = "orchestrator"
+
+    dashboard: bool = Field(default=True, description="start Ray's dashboard with the local cluster")
+    dashboard_host: str = Field(
+        default="127.0.0.1", description="the dashboard's bind address; off loopback it needs Ray's token"
+    )
+    dashboard_port: int = Field(
+        default=DEFAULT_DASHBOARD_PORT,
+        ge=0,
+        le=65535,
+        description="the dashboard's port; 0 or a busy port: any free one (the default walks up from 8265)",
+    )
 
     auth: Literal["off", "api_key"] | None = Field(
         default=None, description="off or api_key; default: api_key unless the host is a loopback address"

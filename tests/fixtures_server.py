@@ -28,6 +28,7 @@ class ServerInfo:
     data_dir: Path
     namespace: str
     openai: ScriptedOpenAI
+    dashboard_url: str | None
 
 
 def free_port() -> int:
@@ -92,6 +93,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, openai_server: ScriptedOpen
         "ORCH_AGENTS_DIR": str(agents_dir),
         "ORCH_NAMESPACE": namespace,
         "ORCH_EXECUTION_HOSTS": "2",
+        "ORCH_DASHBOARD_PORT": str(free_port()),  # not 8265: other servers may be running
     }
     # RAY_AUTH_MODE stays unset, as for a user: start_server keeps Ray's token auth on
     saved = {
@@ -103,11 +105,17 @@ def server(tmp_path_factory: pytest.TempPathFactory, openai_server: ScriptedOpen
     os.environ.update(env)
     from orchestrator.server.cli import start_server, stop_server
 
-    start_server(wait=False)
+    dashboard_url = start_server(wait=False)
     base_url = f"http://127.0.0.1:{port}"
     try:
         eventually(lambda: _healthy(base_url), timeout=180, interval=0.5)
-        yield ServerInfo(base_url=base_url, data_dir=data_dir, namespace=namespace, openai=openai_server)
+        yield ServerInfo(
+            base_url=base_url,
+            data_dir=data_dir,
+            namespace=namespace,
+            openai=openai_server,
+            dashboard_url=dashboard_url,
+        )
     finally:
         stop_server()
         for key, value in saved.items():

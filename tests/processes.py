@@ -45,7 +45,8 @@ def start_server_process(
     # as a user runs it: Ray's token auth on, with the token the server generates in its data directory
     extra = dict(env or {})
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCH_", "RAY_ADDRESS", "RAY_AUTH"))}
-    env.update(ORCH_NAMESPACE=namespace, **extra)
+    # no dashboard unless asked for (ORCH_DASHBOARD=1): these servers start and restart often, in parallel
+    env.update({"ORCH_NAMESPACE": namespace, "ORCH_DASHBOARD": "0", **extra})
     command = [
         sys.executable,
         "-m",

@@ -10,10 +10,13 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from orchestrator.config import Settings
 
 app = typer.Typer(add_completion=False, help="Event-sourced workflow and multi-agent orchestration on Ray.")
 keys_app = typer.Typer(
@@ -46,6 +49,15 @@ def serve(
     insecure: Annotated[
         bool, typer.Option(help="allow auth off on a non-loopback address: anyone who reaches it is admin")
     ] = False,
+    dashboard: Annotated[
+        bool | None, typer.Option("--dashboard/--no-dashboard", help="Ray's dashboard (default: on)")
+    ] = None,
+    dashboard_host: Annotated[
+        str, typer.Option(help="dashboard bind address (default 127.0.0.1; elsewhere it needs Ray's token)")
+    ] = "",
+    dashboard_port: Annotated[
+        int | None, typer.Option(help="dashboard port (default 8265; 0 or a busy port: a free one)")
+    ] = None,
 ) -> None:
     """Start (or join, with RAY_ADDRESS) Ray, deploy the Serve application and serve until stopped."""
     if auth and auth not in ("off", "api_key"):
@@ -62,6 +74,13 @@ def serve(
         os.environ["ORCH_PLACEMENT"] = placement
     if database_url:
         os.environ["ORCH_DATABASE_URL"] = database_url
+    # not given: ORCH_DASHBOARD* (or the defaults) decide
+    if dashboard is not None:
+        os.environ["ORCH_DASHBOARD"] = "1" if dashboard else "0"
+    if dashboard_host:
+        os.environ["ORCH_DASHBOARD_HOST"] = dashboard_host
+    if dashboard_port is not None:
+        os.environ["ORCH_DASHBOARD_PORT"] = str(dashboard_port)
     start_server(wait=True)
 
 
@@ -81,7 +100,8 @@ def _refuse_open_network(host: str, *, insecure: bool) -> None:
         raise typer.Exit(2)
 
 
-def start_server(*, wait: bool) -> None:
+def start_server(*, wait: bool) -> str | None:
+    """Start Ray (or join ``RAY_ADDRESS``) and the Serve app; returns the Ray dashboard's URL, if any."""
     import ray
     from ray import serve as ray_serve
 
@@ -97,12 +117,13 @@ def start_server(*, wait: bool) -> None:
         os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
         os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
     started = time.perf_counter()
-    ray.init(
+    context = ray.init(
         address=address or None,
         namespace=settings.namespace,
-        include_dashboard=None if address else False,
         log_to_driver=True,
         runtime_env={"env_vars": _orch_env()},
+        # a joined cluster has the dashboard its head was started with
+        **({} if address else _dashboard_options(settings)),
     )
     ray_serve.start(http_options={"host": settings.host, "port": settings.port})
     from serve_app import build_app
@@ -113,14 +134,17 @@ def start_server(*, wait: bool) -> None:
         f"({time.perf_counter() - started:.1f}s; store {_safe_url(settings.store_url)}; "
         f"placement {settings.placement}; LLM {settings.resolved_llm_provider}; auth {settings.resolved_auth})"
     )
+    dashboard_url = _dashboard_url(getattr(context, "dashboard_url", None))
+    _print_dashboard(dashboard_url, wanted=settings.dashboard and not address)
     if not wait:
-        return
+        return dashboard_url
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     console.print("shutting down...")
     stop_server()
+    return dashboard_url
 
 
 def stop_server() -> None:
@@ -337,6 +361,67 @@ def _secure_local_cluster(data_dir: Path) -> None:
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
     os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
+
+
+def _dashboard_options(settings: Settings) -> dict[str, Any]:
+    """``ray.init`` arguments for the dashboard of the local cluster it starts.
+
+    A busy port never stops the server: Ray walks up from its default port by itself (the bind happens in
+    the dashboard's process, so two servers starting together do not race), and any other busy port is
+    swapped for a free one. ``include_dashboard=None`` is Ray's default: the dashboard starts, and if it
+    still fails Ray logs why and the server runs without it.
+    """
+    from orchestrator.config import DEFAULT_DASHBOARD_PORT, is_loopback
+
+    if not settings.dashboard:
+        return {"include_dashboard": False}
+    host, port = settings.dashboard_host, settings.dashboard_port
+    if not is_loopback(host) and (os.environ.get("RAY_AUTH_MODE") or "token").lower() != "token":
+        console.print(
+            f"[bold red]warning:[/] the Ray dashboard on {host} has no token to ask for: anyone who reaches "
+            "it can submit jobs, that is run code in the cluster"
+        )
+    if port == DEFAULT_DASHBOARD_PORT:
+        chosen: int | None = None  # Ray's own search: 8265, else the next free of 8266..8315
+    elif port and not _port_free(host, port):
+        console.print(f"[yellow]dashboard port {port} on {host} is taken:[/] using a free one")
+        chosen = 0
+    else:
+        chosen = port  # 0 binds any free port; Ray reports the one it got
+    return {"include_dashboard": None, "dashboard_host": host, "dashboard_port": chosen}
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    address = host.strip("[]")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Ray's own check does
+        try:
+            sock.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def _dashboard_url(url: str | None) -> str | None:
+    if not url:
+        return None
+    return url if "://" in url else f"http://{url}"
+
+
+def _print_dashboard(url: str | None, *, wanted: bool) -> None:
+    from rich.markup import escape
+
+    if url is None:
+        if wanted:
+            console.print("[yellow]Ray dashboard not running[/] (Ray's log above says why)")
+        return
+    # in token mode the dashboard asks for Ray's token once and keeps it in a cookie
+    token_path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    sign_in = f" (sign in with the token in {escape(token_path)})" if token_path else ""
+    console.print(f"Ray dashboard on {url}{sign_in}", soft_wrap=True)  # unbroken, to copy
 
 
 def _orch_env() -> dict[str, str]:
