@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import ray
 
@@ -100,3 +102,38 @@ async def test_a_dedicated_execution_whose_actor_is_gone_is_recovered(server: Se
     eventually(completed, timeout=90, interval=0.5)
     assert engine.get(state.execution_id).output == {"final_result": state.execution_id}
     store.close()
+
+
+async def test_hosts_created_with_other_writer_settings_are_replaced(
+    server: ServerInfo, tmp_path: Path
+) -> None:
+    """Detached hosts outlive the server that made them. A server started with another host count
+    replaces them (and retires the extra ones) before it takes work, so no execution has two writers;
+    a stale host refuses a start rather than writing."""
+    del server  # the session's Ray instance
+    namespace = "orch-fingerprint-test"
+    data_dir = tmp_path / "data"
+    two = Settings(data_dir=data_dir, namespace=namespace, execution_hosts=2)
+    old = ExecutionService(two, open_store(two.store_url), AgentStepRunner)
+    await old.ready()
+    stale = ray.get_actor("orch-host-0", namespace=namespace)
+    assert await stale.writer_fingerprint.remote() == old.fingerprint
+
+    one = Settings(data_dir=data_dir, namespace=namespace, execution_hosts=1)
+    new = ExecutionService(one, open_store(one.store_url), AgentStepRunner)
+    assert new.fingerprint != old.fingerprint
+    await new.ready()
+    assert not _actor_exists("orch-host-1", namespace)  # retired
+    replaced = ray.get_actor("orch-host-0", namespace=namespace)
+    assert await replaced.writer_fingerprint.remote() == new.fingerprint
+
+    workflow = parse_workflow(
+        {
+            "metadata": {"name": "fingerprint"},
+            "spec": {"steps": [{"name": "one", "type": "transform", "value": 1}]},
+        }
+    )
+    state = await new.start(workflow, input={}, user={"id": 1}, tenant_id="default", wait=True)
+    assert state.status == "completed"
+    for handle in new.hosts:
+        ray.kill(handle, no_restart=True)
