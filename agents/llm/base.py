@@ -6,7 +6,10 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+import jsonschema
 from pydantic import BaseModel, Field
+
+from orchestrator.core.errors import StepError
 
 
 class LLMRequest(BaseModel):
@@ -39,3 +42,16 @@ class LLMProvider(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients; most providers hold nothing."""
+
+
+def check_output_schema(schema: dict[str, Any]) -> None:
+    """Both providers refuse an invalid ``output_schema`` the same way, before any call is made.
+    A dict, not any Mapping: jsonschema's meta-schema check accepts only a dict as an "object"."""
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise StepError(
+            f"output_schema is not a valid JSON Schema: {exc.message}",
+            retryable=False,
+            code="INVALID_OUTPUT_SCHEMA",
+        ) from exc

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import jsonschema
 
-from agents.llm.base import LLMProvider, LLMRequest, LLMResult
+from agents.llm.base import LLMProvider, LLMRequest, LLMResult, check_output_schema
 from orchestrator.core.errors import StepError
 
 MODEL: Final = "offline-summarizer"
@@ -114,7 +114,7 @@ class OfflineProvider(LLMProvider):
 
     def fill(self, request: LLMRequest, schema: dict[str, Any]) -> Any:
         """Fill ``schema`` from values found in the context, then validate; never invents a value."""
-        _check_schema(schema)
+        check_output_schema(schema)
         filler = _Filler(request, lambda: self.summarize(request))
         if _is_object_schema(schema):
             output, missing = filler.fill_object(schema, filler.scope, with_summary=True)
@@ -607,18 +607,6 @@ class _Filler:
             output, missing = self.fill_object(schema, [value], with_summary=False)
             return _MISSING if missing else output
         return _MISSING
-
-
-def _check_schema(schema: dict[str, Any]) -> None:
-    # A dict, not any Mapping: jsonschema's meta-schema check accepts only a dict as an "object".
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise StepError(
-            f"output_schema is not a valid JSON Schema: {exc.message}",
-            retryable=False,
-            code="INVALID_OUTPUT_SCHEMA",
-        ) from exc
 
 
 def _schema_problems(schema: Mapping[str, Any], value: Any) -> list[str]:

@@ -18,7 +18,7 @@ import jsonschema
 import openai
 from openai import AsyncOpenAI
 
-from agents.llm.base import LLMProvider, LLMRequest, LLMResult
+from agents.llm.base import LLMProvider, LLMRequest, LLMResult, check_output_schema
 from orchestrator.core.errors import StepError
 
 DEFAULT_MODEL: Final = "gpt-4o-mini"
@@ -55,7 +55,7 @@ class OpenAIProvider(LLMProvider):
         model = request.model or self.model
         schema = request.output_schema
         if schema is not None:
-            _check_schema(schema)
+            check_output_schema(schema)
         params: dict[str, Any] = {"model": model, "messages": self.build_messages(request)}
         if request.max_tokens is not None:
             params["max_tokens"] = request.max_tokens
@@ -190,18 +190,6 @@ def _embedded_json(text: str) -> Any:
         return json.loads(text[start : end + 1])
     except json.JSONDecodeError:
         return None
-
-
-def _check_schema(schema: dict[str, Any]) -> None:
-    # A dict, not any Mapping: jsonschema's meta-schema check accepts only a dict as an "object".
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise StepError(
-            f"output_schema is not a valid JSON Schema: {exc.message}",
-            retryable=False,
-            code="INVALID_OUTPUT_SCHEMA",
-        ) from exc
 
 
 def _error_message(exc: openai.APIStatusError) -> str:
