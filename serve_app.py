@@ -22,7 +22,6 @@ fastapi_app = create_fastapi_app(settings)
 
 @serve.deployment(
     name="ingress",
-    num_replicas=1,
     max_ongoing_requests=2000,
     ray_actor_options={"num_cpus": 0.1},
 )
@@ -36,8 +35,11 @@ def build_app(settings: Settings) -> Any:
     # @serve.deployment turns each class into a Deployment; mypy ignores what class decorators return.
     planner_deployment = cast(serve.Deployment, PlannerDeployment)
     ingress_deployment = cast(serve.Deployment, Ingress)
-    planner = planner_deployment.options(ray_actor_options={"num_cpus": 0.1}).bind(settings)
-    return ingress_deployment.bind(settings, planner)
+    # Replica counts (or autoscaling) from settings; Serve spreads replicas over the nodes.
+    planner = planner_deployment.options(
+        ray_actor_options={"num_cpus": 0.1}, **settings.replica_options("planner")
+    ).bind(settings)
+    return ingress_deployment.options(**settings.replica_options("ingress")).bind(settings, planner)
 
 
 app = build_app(settings)

@@ -66,7 +66,7 @@ def running_server(*, placement: str, fast_proxy: bool, startup_timeout: float =
     """Start Ray and the Serve app in this process; stop both and delete the data directory after.
 
     ``ORCH_*`` and ``RAY_*`` variables already in the environment (``bench_workflows.py --env``) are kept
-    unless set here; ``ORCH_EXECUTION_HOSTS`` defaults to 2, as in the tests."""
+    unless set here; ``ORCH_HOSTS_PER_NODE`` defaults to 2, as in the tests."""
     root = Path(tempfile.mkdtemp(prefix="orch-bench-"))
     cleanup = [root]
     data_dir = root / "data"
@@ -78,7 +78,7 @@ def running_server(*, placement: str, fast_proxy: bool, startup_timeout: float =
         "ORCH_HOST": "127.0.0.1",
         "ORCH_NAMESPACE": namespace,
         "ORCH_PLACEMENT": placement,
-        "ORCH_EXECUTION_HOSTS": os.environ.get("ORCH_EXECUTION_HOSTS", "2"),
+        "ORCH_HOSTS_PER_NODE": os.environ.get("ORCH_HOSTS_PER_NODE", "2"),
     }
     if fast_proxy:
         env.update(FAST_PROXY_ENV)

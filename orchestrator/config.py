@@ -7,9 +7,9 @@ One settings object travels to every actor and deployment, so ``serve run serve_
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.core.limits import Limits
@@ -28,8 +28,27 @@ class Settings(BaseSettings):
     )
 
     placement: Literal["pooled", "dedicated"] = "pooled"
-    execution_hosts: int = Field(default=2, ge=1, description="pooled ExecutionHost actors")
     namespace: str = "orchestrator"
+
+    # -- the cluster: partitions, leases, replicas -------------------------------------------------
+    partitions: int = Field(
+        default=64, ge=1, le=4096, description="partitions of a new store (recorded when it is created)"
+    )
+    hosts_per_node: int | None = Field(
+        default=None, ge=1, le=64, description="execution hosts on every node (default 1; 2 on a lone node)"
+    )
+    lease_renew_seconds: float = Field(default=2.0, gt=0, le=60, description="partition lease renewal period")
+    lease_expire_seconds: float = Field(
+        default=10.0, gt=0, le=600, description="a lease not renewed for this long may be taken over"
+    )
+    ingress_replicas: int = Field(default=1, ge=1, le=256, description="ingress replicas without autoscaling")
+    ingress_min_replicas: int | None = Field(default=None, ge=0, description="with max: Serve autoscaling")
+    ingress_max_replicas: int | None = Field(default=None, ge=1)
+    ingress_target_ongoing_requests: float = Field(default=64.0, gt=0)
+    planner_replicas: int = Field(default=1, ge=1, le=256)
+    planner_min_replicas: int | None = Field(default=None, ge=0)
+    planner_max_replicas: int | None = Field(default=None, ge=1)
+    planner_target_ongoing_requests: float = Field(default=4.0, gt=0)
 
     dashboard: bool = Field(default=True, description="start Ray's dashboard with the local cluster")
     dashboard_host: str = Field(
@@ -68,6 +87,36 @@ class Settings(BaseSettings):
     max_step_output_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1, description="larger step outputs fail the step (OUTPUT_TOO_LARGE)"
     )
+
+    @model_validator(mode="after")
+    def _leases_outlive_renewals(self) -> Settings:
+        if self.lease_expire_seconds < 2 * self.lease_renew_seconds:
+            raise ValueError(
+                f"ORCH_LEASE_EXPIRE_SECONDS ({self.lease_expire_seconds}) must be at least twice "
+                f"ORCH_LEASE_RENEW_SECONDS ({self.lease_renew_seconds}): one late renewal must not lose a lease"
+            )
+        for name in ("ingress", "planner"):
+            low, high = getattr(self, f"{name}_min_replicas"), getattr(self, f"{name}_max_replicas")
+            if (low is None) != (high is None) or (low is not None and high is not None and low > high):
+                raise ValueError(
+                    f"ORCH_{name.upper()}_MIN_REPLICAS and ORCH_{name.upper()}_MAX_REPLICAS go together "
+                    "(Serve autoscaling between them), with min <= max"
+                )
+        return self
+
+    def replica_options(self, deployment: Literal["ingress", "planner"]) -> dict[str, Any]:
+        """Serve deployment options: a fixed replica count, or autoscaling between min and max."""
+        low = getattr(self, f"{deployment}_min_replicas")
+        if low is None:
+            return {"num_replicas": getattr(self, f"{deployment}_replicas")}
+        return {
+            "num_replicas": "auto",
+            "autoscaling_config": {
+                "min_replicas": low,
+                "max_replicas": getattr(self, f"{deployment}_max_replicas"),
+                "target_ongoing_requests": getattr(self, f"{deployment}_target_ongoing_requests"),
+            },
+        }
 
     @field_validator("data_dir", "agents_dir", "workflows_dir")
     @classmethod

@@ -37,6 +37,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def host_names(namespace: str) -> list[str]:
+    """The pooled execution hosts of a server (``orch-host-<node>-<i>``), by name."""
+    import ray
+
+    from orchestrator.runtime.host import HOST_PREFIX
+
+    return sorted(
+        str(actor["name"])
+        for actor in ray.util.list_named_actors(all_namespaces=True)
+        if actor.get("namespace") == namespace and str(actor["name"]).startswith(HOST_PREFIX)
+    )
+
+
 def eventually(check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.1) -> Any:
     """Poll until ``check`` returns a truthy value (or stops raising AssertionError)."""
     deadline = time.monotonic() + timeout
@@ -92,7 +105,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, openai_server: ScriptedOpen
         "ORCH_HOST": "127.0.0.1",
         "ORCH_AGENTS_DIR": str(agents_dir),
         "ORCH_NAMESPACE": namespace,
-        "ORCH_EXECUTION_HOSTS": "2",
+        "ORCH_HOSTS_PER_NODE": "2",
         "ORCH_DASHBOARD_PORT": str(free_port()),  # not 8265: other servers may be running
     }
     # RAY_AUTH_MODE stays unset, as for a user: start_server keeps Ray's token auth on

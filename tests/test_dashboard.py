@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import ray
 from typer.testing import CliRunner
 
 from orchestrator.config import DEFAULT_DASHBOARD_PORT, Settings
@@ -84,7 +85,8 @@ def test_steps_hosts_and_agents_appear_in_the_dashboard(api: httpx.Client, serve
         address, filters=[("class_name", "=", "ExecutionHost"), ("state", "=", "ALIVE")], limit=1000
     )
     ours = sorted(h.name for h in hosts if h.ray_namespace == server.namespace)
-    assert ours == ["orch-host-0", "orch-host-1"]  # ORCH_EXECUTION_HOSTS=2 in the fixture
+    node = ray.get_runtime_context().get_node_id()[:12]
+    assert ours == [f"orch-host-{node}-0", f"orch-host-{node}-1"]  # ORCH_HOSTS_PER_NODE=2 in the fixture
 
 
 @pytest.mark.ray

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import ray
 
-from tests.fixtures_server import ServerInfo, eventually, free_port
+from tests.fixtures_server import ServerInfo, eventually, free_port, host_names
 from tests.processes import kill_session, start_server_process
 
 pytestmark = pytest.mark.ray
@@ -42,9 +42,10 @@ def test_killed_execution_host_resumes_its_executions(api: httpx.Client, server:
         ).json()["id"]
         for _ in range(6)
     ]
-    for index in range(2):  # kill every pooled host; Ray restarts them and they resume from the store
-        host = ray.get_actor(f"orch-host-{index}", namespace=server.namespace)
-        ray.kill(host, no_restart=False)
+    names = host_names(server.namespace)
+    assert len(names) == 2
+    for name in names:  # kill every pooled host; Ray restarts them and they resume from the store
+        ray.kill(ray.get_actor(name, namespace=server.namespace), no_restart=False)
 
     def all_completed() -> bool:
         states = [api.get(f"/api/v1/workflows/executions/{i}").json()["status"] for i in ids]

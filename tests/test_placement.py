@@ -13,7 +13,7 @@ from orchestrator.core.validation import parse_workflow
 from orchestrator.runtime.host import DEDICATED_NAME
 from orchestrator.server.executions import ExecutionService
 from orchestrator.store import open_store
-from tests.fixtures_server import ServerInfo, eventually
+from tests.fixtures_server import ServerInfo, eventually, host_names
 
 pytestmark = pytest.mark.ray
 
@@ -92,8 +92,9 @@ async def test_a_dedicated_execution_whose_actor_is_gone_is_recovered(server: Se
     name = DEDICATED_NAME.format(execution_id=state.execution_id)
     ray.kill(ray.get_actor(name, namespace=server.namespace), no_restart=True)  # gone for good
     eventually(lambda: not _actor_exists(name, server.namespace), timeout=30)
-    # host 0 restarts (as after a full restart) and recreates the dedicated actor
-    ray.kill(ray.get_actor("orch-host-0", namespace=server.namespace), no_restart=False)
+    # the hosts restart (as after a full restart): the partition's new owner recreates the actor
+    for name in host_names(server.namespace):
+        ray.kill(ray.get_actor(name, namespace=server.namespace), no_restart=False)
 
     def completed() -> bool:
         row = store.get_execution(state.execution_id)
@@ -107,25 +108,30 @@ async def test_a_dedicated_execution_whose_actor_is_gone_is_recovered(server: Se
 async def test_hosts_created_with_other_writer_settings_are_replaced(
     server: ServerInfo, tmp_path: Path
 ) -> None:
-    """Detached hosts outlive the server that made them. A server started with another host count
-    replaces them (and retires the extra ones) before it takes work, so no execution has two writers;
+    """Detached hosts and their supervisor outlive the server that made them. A server started with
+    other host settings replaces them (and retires hosts it no longer wants) before it takes work;
     a stale host refuses a start rather than writing."""
     del server  # the session's Ray instance
     namespace = "orch-fingerprint-test"
     data_dir = tmp_path / "data"
-    two = Settings(data_dir=data_dir, namespace=namespace, execution_hosts=2)
+    two = Settings(data_dir=data_dir, namespace=namespace, hosts_per_node=2)
     old = ExecutionService(two, open_store(two.store_url), AgentStepRunner)
     await old.ready()
-    stale = ray.get_actor("orch-host-0", namespace=namespace)
+    names = host_names(namespace)
+    assert len(names) == 2
+    stale = ray.get_actor(names[0], namespace=namespace)
     assert await stale.writer_fingerprint.remote() == old.fingerprint
 
-    one = Settings(data_dir=data_dir, namespace=namespace, execution_hosts=1)
+    one = Settings(data_dir=data_dir, namespace=namespace, hosts_per_node=1)
     new = ExecutionService(one, open_store(one.store_url), AgentStepRunner)
     assert new.fingerprint != old.fingerprint
     await new.ready()
-    assert not _actor_exists("orch-host-1", namespace)  # retired
-    replaced = ray.get_actor("orch-host-0", namespace=namespace)
+    (kept,) = host_names(namespace)  # the second is retired
+    replaced = ray.get_actor(kept, namespace=namespace)
     assert await replaced.writer_fingerprint.remote() == new.fingerprint
+    health = await new.host_stats()
+    assert health["unowned_partitions"] == 0
+    assert [len(h["partitions"]) for h in health["hosts"]] == [64]  # the one host holds them all
 
     workflow = parse_workflow(
         {
@@ -135,5 +141,6 @@ async def test_hosts_created_with_other_writer_settings_are_replaced(
     )
     state = await new.start(workflow, input={}, user={"id": 1}, tenant_id="default", wait=True)
     assert state.status == "completed"
-    for handle in new.hosts:
-        ray.kill(handle, no_restart=True)
+    ray.kill(new.supervisor, no_restart=True)
+    await replaced.leave.remote()
+    ray.kill(replaced, no_restart=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 import orchestrator.store
 from orchestrator.core import events as ev
-from orchestrator.core.errors import ConcurrencyConflict, Conflict, StoreError
+from orchestrator.core.errors import ConcurrencyConflict, Conflict, Fenced, StoreError
 from orchestrator.core.events import EventRecord
 from orchestrator.store import (
     ApiKeyRecord,
@@ -28,7 +29,7 @@ from orchestrator.store import (
     open_store,
     version_key,
 )
-from orchestrator.store.base import IdempotencyKeyTaken
+from orchestrator.store.base import Fence, IdempotencyKeyTaken
 from orchestrator.store.export import (
     ExportFormat,
     events_to_bytes,
@@ -348,7 +349,9 @@ class EventStoreContract:
     def test_a_taken_key_in_a_batch_fails_only_its_item(self, store: EventStore) -> None:
         store.append("e1", [started("e1", "k")])
         with pytest.raises(IdempotencyKeyTaken):
-            store.append_batch([("e2", [started("e2", "k")], None), ("e3", [started("e3", "k3")], None)])
+            store.append_batch(
+                [("e2", [started("e2", "k")], None, None), ("e3", [started("e3", "k3")], None, None)]
+            )
         assert store.load("e3") == []  # all or nothing, like any conflict: the caller retries items
 
     def test_concurrent_starts_with_one_key_bind_one(
@@ -535,6 +538,74 @@ class EventStoreContract:
         for execution_id, records in logs.items():
             store.append(execution_id, records)
         return [*logs["a"], *logs["b"], *logs["c"]]
+
+    # -- partition leases and fencing --------------------------------------------------------------
+    def test_the_partition_count_is_fixed_when_the_store_is_made(
+        self, store: EventStore, second_store: EventStore
+    ) -> None:
+        assert store.partition_count(8) == 8
+        assert second_store.partition_count(64) == 8  # another process with another setting: the store's
+        snapshot = store.lease_snapshot()
+        assert sorted(snapshot.leases) == list(range(8))
+        assert snapshot.unowned() == list(range(8)) and snapshot.hosts == []
+
+    def test_a_lease_has_one_owner_and_every_acquisition_raises_its_epoch(
+        self, store: EventStore, second_store: EventStore
+    ) -> None:
+        store.partition_count(4)
+        first = store.acquire_lease(0, "a@1", ttl=30)
+        assert first is not None
+        assert second_store.acquire_lease(0, "b@1", ttl=30) is None  # held, not expired
+        assert store.lease_snapshot().leases[0].owner == "a@1"
+        assert store.release_lease(0, "a@1") and not store.release_lease(0, "a@1")
+        second = second_store.acquire_lease(0, "b@1", ttl=30)
+        assert second == first + 1
+        # a known-dead owner's lease may be taken before it expires; a live one's may not
+        assert store.acquire_lease(0, "c@1", ttl=30, steal_from="someone-else") is None
+        third = store.acquire_lease(0, "c@1", ttl=30, steal_from="b@1")
+        assert third == second + 1
+
+    def test_an_expired_lease_can_be_taken(self, store: EventStore, second_store: EventStore) -> None:
+        store.partition_count(2)
+        assert store.acquire_lease(1, "a@1", ttl=0.05) is not None
+        time.sleep(0.1)
+        assert store.lease_snapshot().unowned() == [0, 1]
+        assert second_store.acquire_lease(1, "b@1", ttl=30) is not None
+
+    def test_a_heartbeat_renews_only_the_owners_leases(
+        self, store: EventStore, second_store: EventStore
+    ) -> None:
+        store.partition_count(4)
+        epochs = {p: store.acquire_lease(p, "a@1", ttl=0.2) for p in (0, 1)}
+        assert second_store.acquire_lease(2, "b@1", ttl=30) is not None
+        held = store.heartbeat("a@1", node_id="n1", cluster="c1", ttl=30)
+        assert held == epochs
+        time.sleep(0.3)  # past the first ttl: the heartbeat's renewal is what keeps them
+        snapshot = store.lease_snapshot()
+        assert snapshot.unowned() == [3]
+        assert [(h.owner, h.node_id, h.cluster) for h in snapshot.live_hosts()] == [("a@1", "n1", "c1")]
+        store.leave("a@1")
+        snapshot = store.lease_snapshot()
+        assert snapshot.unowned() == [0, 1, 3] and snapshot.hosts == []
+
+    def test_an_append_under_a_stale_epoch_is_refused(
+        self, store: EventStore, second_store: EventStore
+    ) -> None:
+        """Fencing: once the lease moved, the old owner's append writes nothing, alone or in a batch."""
+        store.partition_count(2)
+        old = Fence(0, store.acquire_lease(0, "a@1", ttl=0.05) or 0)
+        store.append("e1", [record("e1", 1)], fence=old)
+        time.sleep(0.1)
+        new = Fence(0, second_store.acquire_lease(0, "b@1", ttl=30) or 0)
+        assert new.epoch == old.epoch + 1
+        with pytest.raises(Fenced):
+            store.append("e1", [record("e1", 2)], projection=execution("e1", last_seq=2), fence=old)
+        with pytest.raises(ConcurrencyConflict):  # a fenced item fails the batch, to be retried alone
+            store.append_batch([("e2", [record("e2", 1)], None, new), ("e1", [record("e1", 2)], None, old)])
+        assert [r.seq for r in store.load("e1")] == [1] and store.load("e2") == []
+        assert store.get_execution("e1") is None
+        second_store.append("e1", [record("e1", 2)], fence=new)
+        assert [r.seq for r in store.load("e1")] == [1, 2]
 
     def test_iter_records(self, store: EventStore, three_logs: list[EventRecord]) -> None:
         def keys(**filters: Any) -> list[tuple[str, int]]:

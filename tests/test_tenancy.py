@@ -258,7 +258,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     (tenants A and B, an admin of tenant ``ops``) and one bootstrapped from ORCH_ADMIN_KEY."""
     backend: str = request.param
     data_dir = tmp_path_factory.mktemp(f"tenancy-{backend}")
-    env = {"ORCH_AUTH": "api_key", "ORCH_EXECUTION_HOSTS": "1"}
+    env = {"ORCH_AUTH": "api_key", "ORCH_HOSTS_PER_NODE": "1"}
     postgres_url = database_url = None
     if backend == "postgres":
         postgres_url = request.getfixturevalue("postgres_url")

@@ -16,8 +16,10 @@ one envelope: ``{"error": {"code", "message", "details"}}``.
     ├── PlanningFailed               PLANNING_FAILED (500)
     ├── StepError                    runtime failure of one step; ``retryable`` says whether to try again
     │   └── AgentUnavailable         AGENT_UNAVAILABLE
-    └── StoreError
-        └── ConcurrencyConflict      two writers for one (execution_id, seq)
+    ├── StoreError
+    │   └── ConcurrencyConflict      two writers for one (execution_id, seq)
+    │       └── Fenced               LEASE_LOST: the append's partition lease moved to another host
+    └── NotOwner                     NOT_OWNER (503): this host does not own the execution's partition
 """
 
 from __future__ import annotations
@@ -138,3 +140,18 @@ class StoreError(OrchestratorError):
 class ConcurrencyConflict(StoreError):
     code = "CONCURRENCY_CONFLICT"
     status = 409
+
+
+class Fenced(ConcurrencyConflict):
+    """The append carried a partition lease epoch that is no longer current: another host took the
+    partition over, so this writer must drop the execution without recording anything."""
+
+    code = "LEASE_LOST"
+
+
+class NotOwner(OrchestratorError):
+    """Asked a host about an execution whose partition it does not own (any more): the caller
+    refreshes its view of the leases and asks the owner."""
+
+    code = "NOT_OWNER"
+    status = 503

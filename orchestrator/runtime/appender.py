@@ -3,7 +3,8 @@
 An acknowledged event must be on disk, so every commit costs an fsync. Under load, the executions of a
 host all want to append at once; instead of queueing behind each other's fsyncs they join the batch
 that is waiting while the previous one commits (on one writer thread, off the event loop). A conflict
-in a batch is retried item by item, so only the execution that lost the race sees it.
+in a batch is retried item by item, so only the execution that lost the race sees it; so is an append
+refused by its partition's fence (``Fenced`` is a conflict), so one lost lease fails only its own items.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 
 from orchestrator.core.errors import ConcurrencyConflict
 from orchestrator.core.events import EventRecord
-from orchestrator.store.base import AppendItem, EventStore, ExecutionRow
+from orchestrator.store.base import AppendItem, EventStore, ExecutionRow, Fence
 
 
 class BatchAppender:
@@ -26,10 +27,14 @@ class BatchAppender:
         self._flushing = False
 
     async def append(
-        self, execution_id: str, records: Sequence[EventRecord], projection: ExecutionRow | None
+        self,
+        execution_id: str,
+        records: Sequence[EventRecord],
+        projection: ExecutionRow | None,
+        fence: Fence | None = None,
     ) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(((execution_id, records, projection), future))
+        self._pending.append(((execution_id, records, projection, fence), future))
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())
@@ -60,9 +65,9 @@ class BatchAppender:
         except Exception as exc:  # the whole batch failed the same way
             return [exc] * len(items)
         results: list[BaseException | None] = []
-        for execution_id, records, projection in items:
+        for execution_id, records, projection, fence in items:
             try:
-                self._store.append(execution_id, records, projection=projection)
+                self._store.append(execution_id, records, projection=projection, fence=fence)
                 results.append(None)
             except Exception as exc:
                 results.append(exc)

@@ -13,12 +13,17 @@ The mailbox never drops a trigger:
   timers, re-issues work that is not in flight here);
 - every record is encoded before it joins a group-commit batch, so an output that cannot be stored
   (or is larger than the limit) fails its own step, never the batch it would have joined.
+
+One thing stops it: an append refused by its partition's fence (``Fenced``). Another host owns the
+execution now, so this copy detaches without recording anything, and a start is answered ``NOT_OWNER``
+so the caller asks the new owner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -44,7 +49,9 @@ from orchestrator.core.decide import (
 )
 from orchestrator.core.errors import (
     ConcurrencyConflict,
+    Fenced,
     InvalidRequest,
+    NotOwner,
     OrchestratorError,
     StepError,
     StoreError,
@@ -61,7 +68,7 @@ from orchestrator.core.events import (
 from orchestrator.core.state import ExecutionState, evolve, fold
 from orchestrator.runtime.appender import BatchAppender
 from orchestrator.runtime.ports import StepRunner
-from orchestrator.store.base import EventStore, IdempotencyKeyTaken
+from orchestrator.store.base import EventStore, Fence, IdempotencyKeyTaken
 from orchestrator.store.projection import project
 
 log = logging.getLogger(__name__)
@@ -132,6 +139,8 @@ class Execution:
         retry_initial: float = 0.05,
         retry_max: float = 5.0,
         start_retry_seconds: float = START_RETRY_SECONDS,
+        fence: Fence | None = None,
+        on_fenced: Callable[[Execution], None] | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.state = ExecutionState(execution_id)
@@ -152,6 +161,9 @@ class Execution:
         self._done = asyncio.Event()
         self._firing: set[asyncio.Task[None]] = set()
         self._detached = False
+        self._released = asyncio.Event()  # done, or detached: a waiter has nothing more to wait for
+        self.fence = fence
+        self._on_fenced = on_fenced
 
     # -- entry points ----------------------------------------------------------------------------
 
@@ -172,6 +184,7 @@ class Execution:
         self.state = fold(self.execution_id, (from_record(r) for r in records))
         if self.state.terminal:
             self._done.set()
+            self._released.set()
         return self.state
 
     async def resume(self) -> None:
@@ -189,10 +202,23 @@ class Execution:
         return self.state
 
     async def wait(self, timeout: float | None = None) -> ExecutionState:
-        if not self.state.terminal:
+        """The state once terminal, or after ``timeout``; raises NotOwner if this copy is detached
+        (its partition moved) before that, so the caller waits on the new owner instead."""
+        if not self.state.terminal and not self._detached:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._done.wait(), timeout)
+                await asyncio.wait_for(self._released.wait(), timeout)
+        if self._detached and not self.state.terminal:
+            raise NotOwner(f"execution {self.execution_id!r} moved to another execution host")
         return self.state
+
+    @property
+    def detached(self) -> bool:
+        return self._detached
+
+    @property
+    def busy(self) -> bool:
+        """Steps running or a trigger being recorded: moving it now would redo work."""
+        return bool(self._tasks) or self._lock.locked()
 
     # -- the mailbox -----------------------------------------------------------------------------
 
@@ -205,7 +231,14 @@ class Execution:
                 decision = decide(self.state, current)
                 if decision.events or isinstance(current, Start):
                     decision, records = self._storable(decision, current)
-                    if not await self._record(decision, records, start=isinstance(current, Start)):
+                    try:
+                        recorded = await self._record(decision, records, start=isinstance(current, Start))
+                    except Fenced as exc:
+                        self._lost(exc)
+                        if isinstance(current, Start):
+                            raise NotOwner(exc.message) from exc
+                        return
+                    if not recorded:
                         # another writer got there first: adopt the log, decide again, resume
                         conflicts += 1
                         log.warning("conflict appending to %s; reloading from the store", self.execution_id)
@@ -237,14 +270,20 @@ class Execution:
             while True:
                 try:
                     if self._appender is not None:
-                        await self._appender.append(self.execution_id, records, projection)
+                        await self._appender.append(self.execution_id, records, projection, self.fence)
                     else:
                         await asyncio.to_thread(
-                            self._store.append, self.execution_id, records, projection=projection
+                            functools.partial(
+                                self._store.append,
+                                self.execution_id,
+                                records,
+                                projection=projection,
+                                fence=self.fence,
+                            )
                         )
                     return True
-                except IdempotencyKeyTaken:
-                    raise  # a start that lost its key: the caller answers with the holder
+                except (IdempotencyKeyTaken, Fenced):
+                    raise  # a start that lost its key, or a lost lease: not for a retry here
                 except ConcurrencyConflict:
                     return False
                 except Exception as exc:
@@ -411,11 +450,18 @@ class Execution:
         await self.apply(trigger)
 
     def detach(self) -> None:
-        """Drop in-flight work without recording anything, as a crash would (host shutdown, tests).
-        The log stays as it is, and a later load + resume picks the execution up again. An append
-        being retried stops too."""
+        """Drop in-flight work without recording anything, as a crash would (a lost partition, host
+        shutdown, tests). The log stays as it is, and a later load + resume (here or on another host)
+        picks the execution up again. An append being retried stops too; waiters are released."""
         self._detached = True
         self._drop_work()
+        self._released.set()
+
+    def _lost(self, exc: Fenced) -> None:
+        log.warning("%s: %s; dropping it", self.execution_id, exc.message)
+        self.detach()
+        if self._on_fenced is not None:
+            self._on_fenced(self)
 
     def _drop_work(self) -> None:
         for task in self._tasks.values():
@@ -428,6 +474,7 @@ class Execution:
     def _finish(self) -> None:
         self._drop_work()
         self._done.set()
+        self._released.set()
         if self._on_terminal is not None:
             self._on_terminal(self)
 

@@ -1,24 +1,31 @@
-"""Execution hosts: where execution actors live.
+"""Execution hosts: where execution actors live, and who may write which execution's log.
 
-A Ray actor is a whole process (0.2-0.9 s to create, ~60 MB), so by default executions are *pooled*:
-a fixed set of async ``ExecutionHost`` actors, each execution assigned by a stable hash of its id.
-``dedicated`` placement runs the same code in one host per execution, for isolation or for watching
-one execution in the Ray dashboard. A host that dies is restarted by Ray and, in its constructor,
-resumes the non-terminal executions it owns from the event store; pooled host 0 also (re)creates the
-actors of ``dedicated`` executions, which no pooled host owns, so a full restart resumes them too.
+A Ray actor is a whole process (0.2-0.9 s to create, ~60 MB), so executions are *pooled*: a few
+async ``ExecutionHost`` actors on every node (:mod:`orchestrator.runtime.placement` puts them there),
+each running many executions. Which host runs an execution is decided by partition leases in the
+event store (:mod:`orchestrator.core.partitions`): an execution belongs to partition
+``partition_of(id)``, and the host holding that partition's lease is its single writer. Every
+append carries the lease's epoch and the store refuses a stale one, so a host that was paused,
+partitioned or replaced can never write again once its partition moved.
 
-Hosts are detached named actors that outlive the server that made them. A host records the settings
-that decide who writes which execution (:func:`writer_fingerprint`: the store URL and the number of
-pooled hosts); the execution service replaces hosts whose fingerprint differs from its own, and a
-host refuses a start it does not own, so a settings change never makes two writers for one execution.
+A host renews its leases and heartbeat on a short interval and balances partitions with the live
+hosts it sees: it takes free ones while under its share, resuming their non-terminal executions from
+the store, and gives its surplus back after draining it (new starts go elsewhere, running steps get a
+moment to finish). A host that loses a lease drops that partition's executions without recording
+anything; the new owner resumes them from the log.
+
+``dedicated`` placement runs one execution in its own host actor, for isolation or to watch it alone
+in the Ray dashboard. It writes under the fence of its partition's owner, which creates it, forwards
+its calls and, after taking the partition over, adopts it with the new epoch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-import zlib
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,65 +33,102 @@ import ray
 
 from orchestrator.config import Settings, quiet_logging
 from orchestrator.core.decide import Start
-from orchestrator.core.errors import Conflict, NotFound, OrchestratorError
+from orchestrator.core.errors import Conflict, NotFound, NotOwner, OrchestratorError
+from orchestrator.core.partitions import partition_of, plan_leases
 from orchestrator.core.state import ExecutionState
+from orchestrator.ray_errors import orchestrator_cause
 from orchestrator.runtime.appender import BatchAppender
 from orchestrator.runtime.execution import Execution, StoreHealth
 from orchestrator.runtime.ports import RunnerFactory
 from orchestrator.store import open_store
+from orchestrator.store.base import Fence, LeaseSnapshot
 
 log = logging.getLogger(__name__)
 
-HOST_NAME = "orch-host-{index}"
+HOST_PREFIX = "orch-host-"
+HOST_NAME = HOST_PREFIX + "{node}-{index}"
 DEDICATED_NAME = "orch-exec-{execution_id}"
 
-
-def host_index(execution_id: str, count: int) -> int:
-    """Stable across processes and restarts (unlike ``hash``)."""
-    return zlib.crc32(execution_id.encode()) % count
+# What a host's behaviour depends on. A host created with other values (a detached host left by a
+# server started differently) is replaced; the ingress-only settings (address, auth, ...) do not count.
+_HOST_FIELDS = (
+    "namespace",
+    "hosts_per_node",
+    "lease_renew_seconds",
+    "lease_expire_seconds",
+    "llm_provider",
+    "llm_base_url",
+    "llm_model",
+    "llm_timeout",
+    "agents_dir",
+    "retention_days",
+    "max_step_output_bytes",
+)
 
 
 def writer_fingerprint(settings: Settings) -> str:
-    """What decides which process writes an execution's log: the store and the pooled host count.
-    Two processes that disagree on it could both think they own one execution."""
-    return f"{settings.store_url}|hosts={settings.execution_hosts}"
+    """The settings an execution host runs with: two hosts that disagree must not share a store."""
+    fields = {name: getattr(settings, name) for name in _HOST_FIELDS}
+    return json.dumps({"store": settings.store_url, **fields}, sort_keys=True, default=str)
+
+
+def host_name(node_id: str, index: int) -> str:
+    return HOST_NAME.format(node=node_id[:12], index=index)
+
+
+def actor_of(owner: str) -> str:
+    """The actor name in a lease owner (``<actor name>@<incarnation>``)."""
+    return owner.partition("@")[0]
 
 
 class ExecutionHost:
-    """Hosts many execution actors (pooled) or exactly one (dedicated)."""
+    """Hosts the executions of the partitions it leases (pooled), or exactly one (dedicated)."""
 
     def __init__(
         self,
         settings: Settings,
         runner_factory: RunnerFactory,
         *,
-        index: int = 0,
-        count: int = 1,
+        name: str = "orch-host-local-0",
         dedicated: str | None = None,
+        fence: Fence | None = None,
     ) -> None:
         quiet_logging()
         self.settings = settings
-        self.index = index
-        self.count = count
+        self.name = name
+        # a new incarnation on every (re)start: a restarted host is a new owner, and leases held by
+        # its previous incarnation are known dead at once
+        self.owner = f"{name}@{uuid.uuid4().hex[:12]}"
+        self.node_id, self.cluster = _ray_identity()
         self.dedicated = dedicated
+        self.fence = fence
         self.store = open_store(settings.store_url)
         self.runner = runner_factory(settings)
         self._runner_factory = runner_factory
-        self.revived_dedicated = 0
         self.appender = BatchAppender(self.store)
         self.fingerprint = writer_fingerprint(settings)
         self.health = StoreHealth()
         self.executions: dict[str, Execution] = {}
+        self.dedicated_hosts: dict[str, Any] = {}  # execution id -> its dedicated host (owner side)
+        self.count = self.store.partition_count(settings.partitions)
+        self.owned: dict[int, int] = {}  # partition -> lease epoch
+        self.draining: dict[int, float] = {}  # partition -> monotonic time its drain began
         self.recovered = 0
         self.recovery_seconds: float | None = None
-        # async actors run __init__ on their event loop: recovery starts with the process, so a host
-        # restarted by Ray picks its executions up without anyone asking
-        self._recovery = asyncio.get_event_loop().create_task(self._recover())
+        self.lease_ticks = 0
+        self.last_lease_error: str | None = None
+        self._renewed_at = time.monotonic()
+        self._first_tick = asyncio.Event()
+        self._resuming: set[asyncio.Task[None]] = set()
+        loop = asyncio.get_event_loop()  # async actors run __init__ on their event loop
+        self._keeper: asyncio.Task[None] | None = None
+        if dedicated is None:
+            self._keeper = loop.create_task(self._keep_leases())
+        else:
+            self._first_tick.set()
         self._retention: asyncio.Task[None] | None = None
-        if settings.retention_days and dedicated is None and index == 0:
-            self._retention = asyncio.get_event_loop().create_task(
-                self._prune_forever(settings.retention_days)
-            )
+        if settings.retention_days and dedicated is None:
+            self._retention = loop.create_task(self._prune_forever(settings.retention_days))
 
     # -- public actor methods ----------------------------------------------------------------------
 
@@ -93,20 +137,18 @@ class ExecutionHost:
     ) -> ExecutionState:
         if fingerprint is not None and fingerprint != self.fingerprint:
             raise OrchestratorError(
-                f"execution host {self.index} was created with other settings ({self.fingerprint!r}, "
-                f"not {fingerprint!r}); it must be replaced before it takes new executions",
+                f"execution host {self.name} was created with other settings; it must be replaced "
+                "before it takes new executions",
                 code="HOST_SETTINGS_MISMATCH",
                 status=503,
             )
-        if not self._owns(execution_id, trigger.placement):
-            raise OrchestratorError(
-                f"execution {execution_id!r} does not belong to execution host {self.index} of {self.count}",
-                code="HOST_SETTINGS_MISMATCH",
-                status=503,
-            )
+        fence = self._fence(execution_id, new=True)
+        if self.dedicated is None and trigger.placement == "dedicated":
+            handle = self._dedicated_host(execution_id, fence)
+            return await _forward(handle.start.remote(execution_id, trigger))
         execution = self.executions.get(execution_id)
         if execution is None:
-            execution = self._new(execution_id)
+            execution = self._new(execution_id, fence)
             self.executions[execution_id] = execution
             try:
                 state = await execution.start(trigger)
@@ -118,8 +160,10 @@ class ExecutionHost:
         return execution.state
 
     async def wait(self, execution_id: str, timeout: float | None = None) -> ExecutionState:
-        execution = self.executions.get(execution_id) or await self._load(execution_id)
-        return await execution.wait(timeout)
+        target = await self._target(execution_id)
+        if isinstance(target, Execution):
+            return await target.wait(timeout)
+        return await _forward(target.wait.remote(execution_id, timeout))
 
     async def cancel(
         self,
@@ -129,24 +173,42 @@ class ExecutionHost:
         key_id: str | None = None,
         user: dict[str, Any] | None = None,
     ) -> ExecutionState:
-        execution = self.executions.get(execution_id) or await self._load(execution_id)
-        if execution.state.terminal:
+        target = await self._target(execution_id)
+        if not isinstance(target, Execution):
+            return await _forward(target.cancel.remote(execution_id, reason, key_id=key_id, user=user))
+        if target.state.terminal:
             raise Conflict(
-                f"execution {execution_id!r} already finished with status {execution.state.status!r}",
+                f"execution {execution_id!r} already finished with status {target.state.status!r}",
                 code="EXECUTION_ALREADY_FINISHED",
             )
-        return await execution.cancel(reason, key_id=key_id, user=user)
+        return await target.cancel(reason, key_id=key_id, user=user)
+
+    async def adopt(self, fence: Fence) -> None:
+        """Dedicated host: the owner of its partition (a new one, after a failover) hands it a newer
+        fence; the execution is reloaded from the log and resumed under it."""
+        assert self.dedicated is not None
+        if self.fence is not None and fence.epoch <= self.fence.epoch and self.dedicated in self.executions:
+            return
+        self.fence = fence
+        current = self.executions.pop(self.dedicated, None)
+        if current is not None:
+            current.detach()
+        await self._load(self.dedicated)
 
     async def stats(self) -> dict[str, Any]:
-        await self._recovered()
+        await self.ready()
         return {
-            "index": self.index,
+            "name": self.name,
+            "owner": self.owner,
+            "node_id": self.node_id,
             "dedicated": self.dedicated,
+            "partitions": {str(p): epoch for p, epoch in sorted(self.owned.items())},
+            "draining": sorted(self.draining),
             "live_executions": len(self.executions),
             "recovered": self.recovered,
-            "revived_dedicated": self.revived_dedicated,
             "recovery_seconds": self.recovery_seconds,
-            "fingerprint": self.fingerprint,
+            "lease_ticks": self.lease_ticks,
+            "last_lease_error": self.last_lease_error,
             "append_failures": self.health.append_failures,
             "last_store_error": self.health.last_store_error,
             "last_store_error_at": (
@@ -158,19 +220,243 @@ class ExecutionHost:
     async def writer_fingerprint(self) -> str:
         return self.fingerprint
 
+    async def owner_id(self) -> str:
+        return self.owner
+
     async def ready(self) -> bool:
-        await self._recovered()
+        """True once the first lease round (taking partitions, resuming their executions) is done.
+        Waits without owning that round: a caller that gives up (a /health whose client timed out)
+        cancels only its own wait."""
+        await self._first_tick.wait()
         return True
 
-    async def _recovered(self) -> None:
-        """Wait for recovery without owning it: a caller that gives up (a /health request whose client
-        timed out, which Ray turns into a cancelled actor task) must not cancel recovery itself, or
-        every later caller would wait on a cancelled task and the host would never be ready."""
-        await asyncio.shield(self._recovery)
+    async def leave(self) -> None:
+        """Shut down gracefully: drop every execution and release every lease at once, so the other
+        hosts take the partitions over now instead of after the lease expiry."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+        for execution in self.executions.values():
+            execution.detach()
+        self.executions.clear()
+        self.owned.clear()
+        await asyncio.to_thread(self.store.leave, self.owner)
+
+    # -- ownership ---------------------------------------------------------------------------------
+
+    def _fence(self, execution_id: str, *, new: bool = False) -> Fence:
+        """The fence to write ``execution_id`` under; NotOwner when this host does not own it (or,
+        for a new execution, is draining its partition)."""
+        if self.dedicated is not None:
+            if execution_id != self.dedicated or self.fence is None:
+                raise NotOwner(f"execution {execution_id!r} does not run in dedicated host {self.name}")
+            return self.fence
+        partition = partition_of(execution_id, self.count)
+        epoch = self.owned.get(partition)
+        if epoch is None or (new and partition in self.draining):
+            raise NotOwner(
+                f"execution host {self.name} does not own partition {partition} of execution "
+                f"{execution_id!r}",
+                details={"partition": partition},
+            )
+        return Fence(partition, epoch)
+
+    async def _target(self, execution_id: str) -> Execution | Any:
+        """The live execution here, or the dedicated host it runs in."""
+        fence = self._fence(execution_id)
+        handle = self.dedicated_hosts.get(execution_id)
+        if handle is not None:
+            return handle
+        execution = self.executions.get(execution_id) or await self._load(execution_id)
+        if self.dedicated is None and execution.state.placement == "dedicated":
+            return self._dedicated_host(execution_id, fence, adopt=True)
+        return execution
+
+    def _dedicated_host(self, execution_id: str, fence: Fence, *, adopt: bool = False) -> Any:
+        """Create (or find) the dedicated host of an execution of one of this host's partitions.
+        ``adopt``: it may be left from a previous owner, so hand it the current fence."""
+        handle = dedicated_host(self.settings, execution_id, self._runner_factory, fence)
+        self.dedicated_hosts[execution_id] = handle
+        if adopt:
+            handle.adopt.remote(fence)
+        return handle
+
+    def _on_fenced(self, execution: Execution) -> None:
+        """An append was refused: the partition moved. Drop all of it; the next lease round agrees."""
+        fence = execution.fence
+        if self.dedicated is not None or fence is None:
+            self.executions.pop(execution.execution_id, None)
+            return
+        if self.owned.get(fence.partition) == fence.epoch:
+            self._drop({fence.partition})
+
+    def _drop(self, partitions: set[int]) -> None:
+        """Forget partitions and detach their executions, recording nothing (another host owns them)."""
+        for execution_id, execution in list(self.executions.items()):
+            if partition_of(execution_id, self.count) in partitions:
+                execution.detach()
+                del self.executions[execution_id]
+        for execution_id in [e for e in self.dedicated_hosts if partition_of(e, self.count) in partitions]:
+            del self.dedicated_hosts[execution_id]
+        for partition in partitions:
+            self.owned.pop(partition, None)
+            self.draining.pop(partition, None)
+
+    # -- the lease round ---------------------------------------------------------------------------
+
+    async def _keep_leases(self) -> None:
+        renew = self.settings.lease_renew_seconds
+        resuming: asyncio.Task[None] | None = None
+        while True:
+            began = time.monotonic()
+            try:
+                acquired = await self._lease_round()
+                self.last_lease_error = None
+                if acquired:
+                    # its own task: a large backlog must not delay the next renewal
+                    resuming = asyncio.get_running_loop().create_task(self._resume(acquired))
+                    self._resuming.add(resuming)
+                    resuming.add_done_callback(self._resuming.discard)
+            except Exception as exc:
+                self.last_lease_error = f"{type(exc).__name__}: {exc}"[:500]
+                log.warning("lease round of %s failed: %s", self.name, exc)
+                if time.monotonic() - self._renewed_at > self.settings.lease_expire_seconds and self.owned:
+                    # our leases may have been taken by now: stop before the store says so
+                    log.warning("%s could not renew its leases in time; dropping its partitions", self.name)
+                    self._drop(set(self.owned))
+            finally:
+                self.lease_ticks += 1
+                if not self._first_tick.is_set():
+                    if resuming is None:
+                        self._first_tick.set()
+                    else:
+                        resuming.add_done_callback(lambda _: self._first_tick.set())
+            await asyncio.sleep(max(0.05, renew - (time.monotonic() - began)))
+
+    async def _lease_round(self) -> dict[int, int]:
+        """Renew, balance, acquire; returns the partitions acquired (``{partition: epoch}``)."""
+        ttl = self.settings.lease_expire_seconds
+        asked = time.monotonic()
+        held = await asyncio.to_thread(
+            self.store.heartbeat, self.owner, node_id=self.node_id, cluster=self.cluster, ttl=ttl
+        )
+        self._renewed_at = asked
+        lost = {p for p, epoch in self.owned.items() if held.get(p) != epoch}
+        if lost:
+            log.warning("%s lost partitions %s", self.name, sorted(lost))
+            self._drop(lost)
+        snapshot = await asyncio.to_thread(self.store.lease_snapshot)
+        members = [host.owner for host in snapshot.live_hosts()]
+        plan = plan_leases(
+            me=self.owner, count=self.count, leases=snapshot.leases, members=members, now=snapshot.now
+        )
+        if len(plan.acquire) < plan.share - len(self.owned):
+            dead = await self._dead_owners(snapshot)
+            if dead:
+                plan = plan_leases(
+                    me=self.owner,
+                    count=self.count,
+                    leases=snapshot.leases,
+                    members=[m for m in members if m not in dead],
+                    now=snapshot.now,
+                    dead_owners=dead,
+                )
+        await self._give_back(plan.surplus)
+        acquired: dict[int, int] = {}
+        for partition in plan.acquire:
+            lease = snapshot.leases[partition]
+            steal = lease.owner if lease.held(snapshot.now) else None
+            epoch = await asyncio.to_thread(
+                self.store.acquire_lease, partition, self.owner, ttl=ttl, steal_from=steal
+            )
+            if epoch is not None:
+                acquired[partition] = epoch
+        if acquired:
+            self.owned.update(acquired)
+        return acquired
+
+    async def _dead_owners(self, snapshot: LeaseSnapshot) -> frozenset[str]:
+        """Lease owners of this Ray cluster that cannot write any more: their actor is gone, or was
+        restarted as a new incarnation. Their leases need not be waited out."""
+        heartbeats = {host.owner: host for host in snapshot.hosts}
+        owners = {lease.owner for lease in snapshot.leases.values() if lease.held(snapshot.now)}
+        dead: set[str] = set()
+        for owner in owners - {self.owner, None}:
+            assert owner is not None
+            heartbeat = heartbeats.get(owner)
+            if heartbeat is None or heartbeat.cluster != self.cluster:
+                continue  # another Ray cluster's host: only its lease expiry tells
+            try:
+                handle: Any = ray.get_actor(actor_of(owner), namespace=self.settings.namespace)
+            except ValueError:
+                dead.add(owner)
+                continue
+            try:
+                current: str = await asyncio.wait_for(handle.owner_id.remote(), timeout=2.0)
+            except Exception:
+                continue  # paused, busy or restarting: not known dead
+            if current != owner:
+                dead.add(owner)
+        return frozenset(dead)
+
+    async def _give_back(self, surplus: int) -> None:
+        """Drain ``surplus`` partitions (no new starts there), then release each once its steps are
+        done, or after a lease expiry at the most."""
+        keep_draining = set(list(self.draining)[:surplus])
+        for partition in set(self.draining) - keep_draining:
+            del self.draining[partition]  # no longer a surplus: keep it
+        if surplus > len(self.draining):
+            busy = {p: 0 for p in self.owned if p not in self.draining}
+            for execution_id, execution in self.executions.items():
+                partition = partition_of(execution_id, self.count)
+                if partition in busy:
+                    busy[partition] += 1 + 100 * execution.busy
+            for partition in sorted(busy, key=lambda p: (busy[p], p))[: surplus - len(self.draining)]:
+                self.draining[partition] = time.monotonic()
+        limit = self.settings.lease_expire_seconds
+        for partition, since in list(self.draining.items()):
+            running = any(
+                execution.busy
+                for execution_id, execution in self.executions.items()
+                if partition_of(execution_id, self.count) == partition
+            )
+            if running and time.monotonic() - since < limit:
+                continue
+            self._drop({partition})
+            await asyncio.to_thread(self.store.release_lease, partition, self.owner)
+
+    async def _resume(self, acquired: dict[int, int]) -> None:
+        """Load and resume the non-terminal executions of newly acquired partitions."""
+        began = time.perf_counter()
+        resumed = 0
+        ids = await asyncio.to_thread(self.store.non_terminal_ids)
+        for execution_id in ids:
+            partition = partition_of(execution_id, self.count)
+            if partition not in acquired or execution_id in self.executions:
+                continue
+            if self.owned.get(partition) != acquired[partition]:
+                continue  # lost again meanwhile
+            row = await asyncio.to_thread(self.store.get_execution, execution_id)
+            if row is None:
+                continue
+            try:
+                if row.placement == "dedicated":
+                    self._dedicated_host(execution_id, Fence(partition, acquired[partition]), adopt=True)
+                else:
+                    await self._load(execution_id)
+            except Exception:
+                log.exception("cannot resume execution %s", execution_id)
+                continue
+            resumed += 1
+            if resumed % 200 == 0:
+                await asyncio.sleep(0)  # let requests in while a large backlog resumes
+        self.recovered += resumed
+        self.recovery_seconds = time.perf_counter() - began
+        if resumed:
+            log.info("%s resumed %d executions in %.2fs", self.name, resumed, self.recovery_seconds)
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _new(self, execution_id: str) -> Execution:
+    def _new(self, execution_id: str, fence: Fence) -> Execution:
         return Execution(
             execution_id,
             store=self.store,
@@ -179,17 +465,19 @@ class ExecutionHost:
             appender=self.appender,
             max_output_bytes=self.settings.max_step_output_bytes,
             health=self.health,
+            fence=fence,
+            on_fenced=self._on_fenced,
         )
 
     async def _load(self, execution_id: str) -> Execution:
-        execution = self._new(execution_id)
+        execution = self._new(execution_id, self._fence(execution_id))
         state = await execution.reload()
         current = self.executions.get(execution_id)
         if current is not None:  # loaded meanwhile by another call
             return current
         if state.last_seq == 0:
             raise NotFound(f"execution {execution_id!r} not found", code="EXECUTION_NOT_FOUND")
-        if not state.terminal:
+        if not state.terminal and not (self.dedicated is None and state.placement == "dedicated"):
             self.executions[execution_id] = execution
             asyncio.get_running_loop().create_task(execution.resume())
         return execution
@@ -199,53 +487,12 @@ class ExecutionHost:
         if self.dedicated == execution.execution_id:
             asyncio.get_running_loop().call_later(2.0, _exit_actor)
 
-    def _owns(self, execution_id: str, placement: str) -> bool:
-        if self.dedicated is not None:
-            return execution_id == self.dedicated
-        return placement == "pooled" and host_index(execution_id, self.count) == self.index
-
-    async def _recover(self) -> None:
-        began = time.perf_counter()
-        try:
-            ids = await asyncio.to_thread(self.store.non_terminal_ids)
-            for execution_id in ids:
-                if execution_id in self.executions:
-                    continue
-                row = await asyncio.to_thread(self.store.get_execution, execution_id)
-                if row is None:
-                    continue
-                if row.placement == "dedicated" and self.dedicated is None and self.index == 0:
-                    self._revive_dedicated(execution_id)
-                    continue
-                if not self._owns(execution_id, row.placement):
-                    continue
-                await self._load(execution_id)
-                self.recovered += 1
-                if self.recovered % 200 == 0:
-                    await asyncio.sleep(0)  # let requests in while a large backlog resumes
-            self.recovery_seconds = time.perf_counter() - began
-            if self.recovered:
-                log.info(
-                    "host %s resumed %d executions in %.2fs",
-                    self.index,
-                    self.recovered,
-                    self.recovery_seconds,
-                )
-        except Exception:
-            log.exception("recovery failed on host %s", self.index)
-
-    def _revive_dedicated(self, execution_id: str) -> None:
-        """A dedicated execution has no pooled owner: (re)create its actor, which resumes it.
-        ``get_if_exists`` makes this a lookup when the actor is alive."""
-        try:
-            dedicated_host(self.settings, execution_id, self._runner_factory)
-            self.revived_dedicated += 1
-        except Exception:
-            log.exception("cannot recreate the dedicated host of %s", execution_id)
-
     async def _prune_forever(self, days: float) -> None:
-        """Retention: one pooled host prunes finished executions older than ``days``, hourly."""
+        """Retention: the owner of partition 0 prunes finished executions older than ``days``, hourly."""
         while True:
+            if 0 not in self.owned:
+                await asyncio.sleep(60)
+                continue
             cutoff = datetime.now(UTC) - timedelta(days=days)
             try:
                 removed = await asyncio.to_thread(self.store.prune, finished_before=cutoff)
@@ -254,6 +501,26 @@ class ExecutionHost:
             except Exception:
                 log.exception("retention pruning failed")
             await asyncio.sleep(3600)
+
+
+def _ray_identity() -> tuple[str, str]:
+    """This process's Ray node id and cluster (its GCS address); placeholders outside Ray (tests)."""
+    if not ray.is_initialized():
+        return "local", "local"
+    context = ray.get_runtime_context()
+    return context.get_node_id(), str(context.gcs_address)
+
+
+async def _forward(ref: Any) -> ExecutionState:
+    """A call forwarded to a dedicated host: its orchestrator errors reach the caller as themselves."""
+    try:
+        result: ExecutionState = await ref
+    except ray.exceptions.RayTaskError as exc:
+        cause = orchestrator_cause(exc)
+        if cause is not None:
+            raise cause from None
+        raise
+    return result
 
 
 def _exit_actor() -> None:
@@ -277,12 +544,15 @@ def host_options(settings: Settings, name: str) -> dict[str, Any]:
     }
 
 
-def pooled_host(settings: Settings, index: int, runner_factory: RunnerFactory) -> Any:
-    return RemoteExecutionHost.options(**host_options(settings, HOST_NAME.format(index=index))).remote(
-        settings, runner_factory, index=index, count=settings.execution_hosts
+def pooled_host(settings: Settings, name: str, runner_factory: RunnerFactory, **options: Any) -> Any:
+    """Create (or find) the pooled host ``name``; ``options`` add Ray actor options (scheduling)."""
+    return RemoteExecutionHost.options(**host_options(settings, name), **options).remote(
+        settings, runner_factory, name=name
     )
 
 
-def dedicated_host(settings: Settings, execution_id: str, runner_factory: RunnerFactory) -> Any:
-    options = host_options(settings, DEDICATED_NAME.format(execution_id=execution_id))
-    return RemoteExecutionHost.options(**options).remote(settings, runner_factory, dedicated=execution_id)
+def dedicated_host(settings: Settings, execution_id: str, runner_factory: RunnerFactory, fence: Fence) -> Any:
+    name = DEDICATED_NAME.format(execution_id=execution_id)
+    return RemoteExecutionHost.options(**host_options(settings, name)).remote(
+        settings, runner_factory, name=name, dedicated=execution_id, fence=fence
+    )

@@ -125,6 +125,16 @@ def start_server(*, wait: bool) -> str | None:
         # a joined cluster has the dashboard its head was started with
         **({} if address else _dashboard_options(settings)),
     )
+    from orchestrator.runtime.placement import alive_nodes, uses_sqlite
+
+    if uses_sqlite(settings) and len(nodes := alive_nodes()) > 1:
+        console.print(
+            f"[bold red]refusing to start:[/] this Ray cluster has {len(nodes)} nodes, but the event store is "
+            "SQLite, which lives on one machine. Set ORCH_DATABASE_URL (--database-url) to a PostgreSQL "
+            "database the nodes share."
+        )
+        ray.shutdown()
+        raise typer.Exit(2)
     ray_serve.start(http_options={"host": settings.host, "port": settings.port})
     from serve_app import build_app
 
@@ -153,14 +163,27 @@ def stop_server() -> None:
     from ray import serve as ray_serve
 
     from orchestrator.config import load_settings
+    from orchestrator.runtime.host import HOST_PREFIX
+    from orchestrator.runtime.placement import SUPERVISOR_NAME
 
     settings = load_settings()
     with contextlib.suppress(Exception):
         ray_serve.shutdown()  # type: ignore[no-untyped-call]  # Ray leaves serve.shutdown() unannotated
     with contextlib.suppress(Exception):  # detached actors outlive the driver unless killed
-        for actor in ray.util.list_named_actors(all_namespaces=True):
-            if actor.get("namespace") == settings.namespace:
-                ray.kill(ray.get_actor(actor["name"], namespace=settings.namespace))
+        names = [
+            str(actor["name"])
+            for actor in ray.util.list_named_actors(all_namespaces=True)
+            if actor.get("namespace") == settings.namespace
+        ]
+        # the supervisor first (it would put hosts back), then the hosts leave: their leases are
+        # released now, so a restart does not wait for them to expire
+        names.sort(key=lambda name: (name != SUPERVISOR_NAME, not name.startswith(HOST_PREFIX)))
+        for name in names:
+            handle = ray.get_actor(name, namespace=settings.namespace)
+            if name.startswith(HOST_PREFIX):
+                with contextlib.suppress(Exception):
+                    ray.get(handle.leave.remote(), timeout=5)
+            ray.kill(handle)
     ray.shutdown()
 
 

@@ -13,96 +13,124 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import ray
-from ray.exceptions import RayTaskError
+from ray.exceptions import RayActorError, RayTaskError
 
 from orchestrator.config import Settings
 from orchestrator.core.decide import Start
 from orchestrator.core.definitions import WorkflowDef
-from orchestrator.core.errors import Conflict, NotFound
+from orchestrator.core.errors import Conflict, NotFound, NotOwner, OrchestratorError
 from orchestrator.core.events import EVENT_TYPES, EventRecord, from_record
 from orchestrator.core.ids import new_execution_id
 from orchestrator.core.state import ExecutionState, fold
 from orchestrator.ray_errors import orchestrator_cause
-from orchestrator.runtime.host import (
-    DEDICATED_NAME,
-    HOST_NAME,
-    dedicated_host,
-    host_index,
-    pooled_host,
-    writer_fingerprint,
-)
+from orchestrator.runtime.host import actor_of, writer_fingerprint
+from orchestrator.runtime.placement import alive_nodes, host_supervisor, uses_sqlite
 from orchestrator.runtime.ports import RunnerFactory
+from orchestrator.server.routing import PartitionRouter
 from orchestrator.store.base import EventStore, IdempotencyKeyTaken, Page
 
 log = logging.getLogger(__name__)
 
+# a start whose partition moved under it is retried under a new id on a current owner
+START_ATTEMPTS = 5
+
 
 class ExecutionService:
-    """What the routes call. Reads fold the log here; writes go to the execution's host."""
+    """What the routes call. Reads fold the log here; writes go to the execution's partition owner."""
 
     def __init__(self, settings: Settings, store: EventStore, runner_factory: RunnerFactory) -> None:
+        refuse_sqlite_cluster(settings)
         self.settings = settings
         self.store = store
         self.runner_factory = runner_factory
         self.fingerprint = writer_fingerprint(settings)
-        self.hosts = [
-            pooled_host(settings, index, runner_factory) for index in range(settings.execution_hosts)
-        ]
+        self.count = store.partition_count(settings.partitions)
+        self.router = PartitionRouter(store, settings.namespace, self.count)
+        self.supervisor = host_supervisor(settings, runner_factory)
         self._ready = False
         self._checked: asyncio.Task[None] | None = None
 
     async def ready(self) -> bool:
+        """True once the hosts are placed, have taken their partitions and resumed their executions,
+        and every partition has an owner (waited for at most a lease expiry and a bit: leases left by
+        a server that was killed expire before anyone may take them)."""
         if not self._ready:
-            await self._check_hosts()
-            await asyncio.gather(*(host.ready.remote() for host in self.hosts))
+            await self._check_supervisor()
+            await self.supervisor.ready.remote()
+            deadline = time.monotonic() + self.settings.lease_expire_seconds + 10
+            while (await self.router.view(fresh=True)).unowned() and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
             self._ready = True
         return True
 
-    async def _check_hosts(self) -> None:
-        """Detached hosts outlive the server that made them: replace any created with other writer
-        settings (store URL, host count), and retire pooled hosts beyond the configured count, so
-        no execution ever has two writers. Each replacement resumes its executions from the store."""
+    async def _check_supervisor(self) -> None:
+        """The detached supervisor outlives the server that made it: one made with other settings is
+        replaced (and the new one replaces such hosts), so no execution has two kinds of writer."""
         if self._checked is None:
-            self._checked = asyncio.get_running_loop().create_task(self._replace_stale_hosts())
+            self._checked = asyncio.get_running_loop().create_task(self._replace_stale_supervisor())
         await asyncio.shield(self._checked)
 
-    async def _replace_stale_hosts(self) -> None:
-        fingerprints = await asyncio.gather(
-            *(host.writer_fingerprint.remote() for host in self.hosts), return_exceptions=True
-        )
-        unknown = False
-        for index, fingerprint in enumerate(fingerprints):
-            if isinstance(fingerprint, BaseException):
-                # no answer (a cancelled call, a host restarting) says nothing about its settings:
-                # never kill on that, ask again on the next check
-                log.warning("execution host %d did not say its settings: %r", index, fingerprint)
-                unknown = True
-            elif fingerprint != self.fingerprint:
-                log.warning(
-                    "execution host %d was created with other settings (%r); replacing it", index, fingerprint
-                )
-                ray.kill(self.hosts[index], no_restart=True)
-                self.hosts[index] = await _recreated(
-                    lambda index=index: pooled_host(self.settings, index, self.runner_factory)
-                )
-        index = len(self.hosts)
-        while True:  # hosts left over from a larger ORCH_EXECUTION_HOSTS
-            try:
-                extra = ray.get_actor(HOST_NAME.format(index=index), namespace=self.settings.namespace)
-            except ValueError:
-                break
-            log.warning("retiring execution host %d (ORCH_EXECUTION_HOSTS is now %d)", index, len(self.hosts))
-            ray.kill(extra, no_restart=True)
-            index += 1
-        if unknown:
+    async def _replace_stale_supervisor(self) -> None:
+        try:
+            fingerprint = await self.supervisor.writer_fingerprint.remote()
+        except Exception as exc:  # no answer says nothing about its settings: ask again next time
+            log.warning("the host supervisor did not say its settings: %r", exc)
             self._checked = None
+            return
+        if fingerprint != self.fingerprint:
+            log.warning("the host supervisor was created with other settings; replacing it")
+            ray.kill(self.supervisor, no_restart=True)
+            self.supervisor = await _recreated(lambda: host_supervisor(self.settings, self.runner_factory))
 
-    async def host_stats(self) -> list[dict[str, Any]]:
-        return list(await asyncio.gather(*(host.stats.remote() for host in self.hosts)))
+    async def host_stats(self) -> dict[str, Any]:
+        """What /health tells: every host with its node, partitions and lease epochs, and the
+        partitions nobody owns (0 when healthy)."""
+        snapshot = await self.router.view(fresh=True)
+        hosts: list[dict[str, Any]] = []
+        for heartbeat in snapshot.live_hosts():
+            entry: dict[str, Any] = {
+                "name": actor_of(heartbeat.owner),
+                "owner": heartbeat.owner,
+                "node_id": heartbeat.node_id,
+                "cluster": heartbeat.cluster,
+                "partitions": {
+                    str(p): lease.epoch
+                    for p, lease in snapshot.leases.items()
+                    if lease.owner == heartbeat.owner and lease.held(snapshot.now)
+                },
+            }
+            handle = self.router.handle(heartbeat.owner)
+            if handle is not None:
+                try:
+                    stats = await asyncio.wait_for(handle.stats.remote(), 5)
+                except Exception as exc:
+                    entry["error"] = f"{type(exc).__name__}: {exc}"[:300]
+                else:
+                    for key in (
+                        "live_executions",
+                        "recovered",
+                        "draining",
+                        "append_failures",
+                        "last_store_error",
+                        "last_store_error_at",
+                        "stalled_executions",
+                        "last_lease_error",
+                    ):
+                        entry[key] = stats.get(key)
+            else:
+                entry["reachable"] = False  # another Ray cluster's host
+            hosts.append(entry)
+        return {
+            "partitions": self.count,
+            "unowned_partitions": len(snapshot.unowned()),
+            "hosts": hosts,
+        }
 
     async def start(
         self,
@@ -128,8 +156,7 @@ class ExecutionService:
         matches, and raises Conflict ``IDEMPOTENCY_KEY_REUSED`` (409) when it differs. A missing hash
         on either side matches (bindings made before fingerprints, callers that send none).
         ``key_id`` and ``user`` land in the ``execution.started`` event as ``started_by``."""
-        await self._check_hosts()
-        execution_id = new_execution_id()
+        await self._check_supervisor()
         if idempotency_key:
             # The key is bound by the execution's first append, in its transaction: a start that
             # fails records neither, and the next submission starts afresh.
@@ -159,18 +186,31 @@ class ExecutionService:
             request_hash=request_hash,
             key_id=key_id,
         )
-        host = self._host(execution_id, placement, create=True)
-        try:
-            state = await _call(host.start.remote(execution_id, trigger, fingerprint=self.fingerprint))
-        except IdempotencyKeyTaken as exc:  # a concurrent submission with the same key won
-            if placement == "dedicated":
-                _kill_quietly(host)
-            assert idempotency_key is not None
-            _check_same_request(idempotency_key, exc.request_hash, request_hash)
-            return await self._original(exc.execution_id, wait=wait)
+        execution_id, host = await self._routable_id()
+        for attempt in range(START_ATTEMPTS):
+            try:
+                state = await _call(host.start.remote(execution_id, trigger, fingerprint=self.fingerprint))
+                break
+            except IdempotencyKeyTaken as exc:  # a concurrent submission with the same key won
+                assert idempotency_key is not None
+                _check_same_request(idempotency_key, exc.request_hash, request_hash)
+                return await self._original(exc.execution_id, wait=wait)
+            except (NotOwner, RayActorError) as exc:
+                log.info("start of %s not taken (%s); retrying", execution_id, type(exc).__name__)
+                self.router.invalidate()
+                if attempt == START_ATTEMPTS - 1:
+                    raise _unavailable("no execution host took the start", retry_after=1) from exc
+                if isinstance(exc, NotOwner):
+                    # the partition moved since the view was read; nothing was recorded: start
+                    # afresh under another id on a current owner
+                    execution_id, host = await self._routable_id()
+                else:
+                    # the host died during the start, which it may have recorded: the same id goes
+                    # to the partition's next owner, which then only resumes a recorded start
+                    host = await self._routable_host(execution_id)
         if wait and not state.terminal:
             # a synchronous caller waits at most sync_timeout; the execution itself goes on
-            state = await _call(host.wait.remote(execution_id, self.settings.sync_timeout))
+            state = await self.wait(execution_id, self.settings.sync_timeout)
         return state
 
     async def _original(self, execution_id: str, *, wait: bool) -> ExecutionState:
@@ -204,8 +244,22 @@ class ExecutionService:
         state = await asyncio.to_thread(self.get, execution_id)
         if state.terminal:
             return state
-        host = self._host(execution_id, state.placement, create=True)
-        return await _call(host.wait.remote(execution_id, timeout))
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def remaining() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        async def from_store() -> ExecutionState:  # an owner of another Ray cluster: read the log
+            while True:
+                state = await asyncio.to_thread(self.get, execution_id)
+                left = remaining()
+                if state.terminal or left == 0.0:
+                    return state
+                await asyncio.sleep(min(0.5, left if left is not None else 0.5))
+
+        return await self._on_owner(
+            execution_id, lambda host: host.wait.remote(execution_id, remaining()), elsewhere=from_store
+        )
 
     async def cancel(
         self, execution_id: str, *, key_id: str | None = None, user: dict[str, Any] | None = None
@@ -218,24 +272,72 @@ class ExecutionService:
                 f"execution {execution_id!r} already finished with status {state.status!r}",
                 code="EXECUTION_ALREADY_FINISHED",
             )
-        host = self._host(execution_id, state.placement, create=True)
-        return await _call(host.cancel.remote(execution_id, key_id=key_id, user=user))
+        return await self._on_owner(
+            execution_id, lambda host: host.cancel.remote(execution_id, key_id=key_id, user=user)
+        )
 
     def list(self, **filters: Any) -> Page:
         return self.store.list_executions(**filters)
 
-    def _host(self, execution_id: str, placement: str, *, create: bool) -> Any:
-        if placement == "dedicated":
-            name = DEDICATED_NAME.format(execution_id=execution_id)
-            try:
-                return ray.get_actor(name, namespace=self.settings.namespace)
-            except ValueError:
-                if not create:
-                    raise
-                return dedicated_host(
-                    self.settings, execution_id, self.runner_factory
-                )  # resumes from the store if it exists
-        return self.hosts[host_index(execution_id, len(self.hosts))]
+    async def _routable_id(self) -> tuple[str, Any]:
+        """A new execution id whose partition has an owner in this Ray cluster, and that owner. Ids
+        are random, so a start never waits for a partition that is changing hands (or is held by
+        another cluster's host); it waits (bounded) only while no partition here has an owner."""
+        deadline = time.monotonic() + self.settings.lease_expire_seconds + 5
+        while True:
+            await self.router.view()
+            for _ in range(4 * self.count):
+                execution_id = new_execution_id()
+                host = self.router.routable(self.router.partition(execution_id))
+                if host is not None:
+                    return execution_id, host
+            if time.monotonic() > deadline:
+                raise _unavailable("no partition has an execution host in this cluster")
+            await asyncio.sleep(0.1)
+
+    async def _routable_host(self, execution_id: str) -> Any:
+        """The owner of the execution's partition, waiting (bounded) while it changes hands."""
+        deadline = time.monotonic() + self.settings.lease_expire_seconds + 5
+        partition = self.router.partition(execution_id)
+        while True:
+            host = self.router.routable(partition)
+            if host is not None:
+                return host
+            if time.monotonic() > deadline:
+                raise _unavailable(f"partition {partition} has no execution host in this cluster")
+            await asyncio.sleep(0.1)
+            await self.router.view(fresh=True)
+
+    async def _on_owner(
+        self,
+        execution_id: str,
+        call: Callable[[Any], Any],
+        *,
+        elsewhere: Callable[[], Awaitable[ExecutionState]] | None = None,
+    ) -> ExecutionState:
+        """``call`` on the execution's owner, following the partition when it moves (bounded by a
+        lease expiry and a bit). ``elsewhere`` answers when the owner is a host of another Ray
+        cluster sharing the store; without it, that is PARTITION_UNAVAILABLE."""
+        partition = self.router.partition(execution_id)
+        deadline = time.monotonic() + self.settings.lease_expire_seconds + 5
+        while True:
+            await self.router.view()
+            owner = self.router.owner(partition)
+            host = self.router.handle(owner) if owner is not None else None
+            if host is not None:
+                try:
+                    return await _call(call(host))
+                except NotOwner:
+                    self.router.invalidate()
+                except RayActorError:
+                    assert owner is not None
+                    self.router.forget(owner)
+            elif owner is not None and elsewhere is not None:
+                return await elsewhere()
+            if time.monotonic() > deadline:
+                where = "another Ray cluster's host" if owner is not None else "no host"
+                raise _unavailable(f"execution {execution_id!r} is in partition {partition}, held by {where}")
+            await asyncio.sleep(0.1)
 
 
 def _check_same_request(key: str, bound_hash: str | None, request_hash: str | None) -> None:
@@ -259,11 +361,23 @@ async def _recreated(create: Any) -> Any:
     return create()
 
 
-def _kill_quietly(handle: Any) -> None:
-    try:
-        ray.kill(handle, no_restart=True)
-    except Exception:
-        log.debug("could not kill %r", handle, exc_info=True)
+def _unavailable(message: str, *, retry_after: int = 2) -> OrchestratorError:
+    return OrchestratorError(
+        f"{message}; retry shortly",
+        code="PARTITION_UNAVAILABLE",
+        status=503,
+        details={"retry_after": retry_after},
+    )
+
+
+def refuse_sqlite_cluster(settings: Settings) -> None:
+    """More than one node with the SQLite store: one machine's file cannot be the cluster's log."""
+    if uses_sqlite(settings) and ray.is_initialized() and len(alive_nodes()) > 1:
+        raise OrchestratorError(
+            f"this Ray cluster has {len(alive_nodes())} nodes, but the event store is SQLite, which lives on "
+            "one machine: set ORCH_DATABASE_URL to a PostgreSQL database the nodes share",
+            code="SQLITE_ON_A_CLUSTER",
+        )
 
 
 async def _call(ref: Any) -> ExecutionState:

@@ -31,6 +31,7 @@ from orchestrator.core.errors import ConcurrencyConflict, Conflict, StoreError
 from orchestrator.core.events import EventRecord, payload_json
 from orchestrator.core.state import TERMINAL_STATUSES
 from orchestrator.store import check_sequence, latest_versions, version_exists_message, version_key
+from orchestrator.store._leases import LEASE_SCHEMA, LeaseTables, check_fence
 from orchestrator.store._sql import (
     SELECT_API_KEY,
     SELECT_EVENT,
@@ -57,6 +58,7 @@ from orchestrator.store.base import (
     AppendItem,
     EventStore,
     ExecutionRow,
+    Fence,
     IdempotencyBinding,
     IdempotencyKeyTaken,
     Page,
@@ -196,8 +198,10 @@ def _row_to_workflow(row: tuple[Any, ...]) -> WorkflowRecord:
     return row_to_workflow(row, lambda definition: definition, _from_db)
 
 
-class PostgresEventStore(EventStore):
+class PostgresEventStore(LeaseTables, EventStore):
     """Event store in a PostgreSQL database named by a libpq URL."""
+
+    placeholder = "%s"
 
     def __init__(self, url: str, *, connect_timeout_s: int = 10) -> None:
         self.url = url
@@ -208,7 +212,7 @@ class PostgresEventStore(EventStore):
         self._closed = False
         with self._tx() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_ID,))
-            for statement in _SCHEMA:
+            for statement in (*_SCHEMA, *LEASE_SCHEMA):
                 conn.execute(statement)
             for table, statements in _MIGRATIONS.items():
                 has_tenant = conn.execute(
@@ -259,6 +263,14 @@ class PostgresEventStore(EventStore):
                     self._connections.remove(conn)
             raise StoreError(f"PostgreSQL event store {self!r}: {exc}") from exc
 
+    @contextlib.contextmanager
+    def _lease_tx(self) -> Iterator[tuple[Any, float]]:
+        """The database's clock, not this machine's: hosts on several machines compare expiries."""
+        with self._tx() as conn:
+            row = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
+            assert row is not None
+            yield conn, float(row[0])
+
     def close(self) -> None:
         self._closed = True
         with self._connections_lock:
@@ -275,23 +287,31 @@ class PostgresEventStore(EventStore):
         records: Sequence[EventRecord],
         *,
         projection: ExecutionRow | None = None,
+        fence: Fence | None = None,
     ) -> None:
         if not records and projection is None:
             return
         with self._tx() as conn:
-            self._append_in(conn, execution_id, records, projection)
+            self._append_in(conn, execution_id, records, projection, fence)
 
     def append_batch(self, items: Sequence[AppendItem]) -> None:
         if not items:
             return
         with self._tx() as conn:
-            for execution_id, records, projection in items:
+            for execution_id, records, projection, fence in items:
                 if records or projection is not None:
-                    self._append_in(conn, execution_id, records, projection)
+                    self._append_in(conn, execution_id, records, projection, fence)
 
     def _append_in(
-        self, conn: Any, execution_id: str, records: Sequence[EventRecord], projection: ExecutionRow | None
+        self,
+        conn: Any,
+        execution_id: str,
+        records: Sequence[EventRecord],
+        projection: ExecutionRow | None,
+        fence: Fence | None,
     ) -> None:
+        if fence is not None:
+            check_fence(conn, "%s", execution_id, fence, lock="FOR SHARE")
         rows = [
             (r.execution_id, r.seq, r.type, r.version, r.step, payload_json(r), _utc(r.recorded_at))
             for r in records

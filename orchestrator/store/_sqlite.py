@@ -25,6 +25,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from orchestrator.core.errors import ConcurrencyConflict, Conflict, StoreError
 from orchestrator.core.events import EventRecord, payload_json
 from orchestrator.core.state import TERMINAL_STATUSES
 from orchestrator.store import check_sequence, latest_versions, version_exists_message, version_key
+from orchestrator.store._leases import LEASE_SCHEMA, LeaseTables, check_fence
 from orchestrator.store._sql import (
     SELECT_API_KEY,
     SELECT_EVENT,
@@ -60,6 +62,7 @@ from orchestrator.store.base import (
     AppendItem,
     EventStore,
     ExecutionRow,
+    Fence,
     IdempotencyBinding,
     IdempotencyKeyTaken,
     Page,
@@ -181,8 +184,10 @@ def _row_to_record(row: tuple[Any, ...]) -> EventRecord:
     )
 
 
-class SQLiteEventStore(EventStore):
+class SQLiteEventStore(LeaseTables, EventStore):
     """Event store in one SQLite file, safe to share between threads and processes."""
+
+    placeholder = "?"
 
     def __init__(
         self,
@@ -209,6 +214,8 @@ class SQLiteEventStore(EventStore):
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            for statement in LEASE_SCHEMA:
+                conn.execute(statement)
             for table in moved:
                 conn.execute(_REBUILT[table][1])
                 conn.execute(f"DROP TABLE {table}_before_tenancy")
@@ -260,6 +267,12 @@ class SQLiteEventStore(EventStore):
             raise
 
     @contextlib.contextmanager
+    def _lease_tx(self) -> Iterator[tuple[Any, float]]:
+        """SQLite is one machine's: its clock is the store's clock."""
+        with self._write() as conn:
+            yield conn, time.time()
+
+    @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A read transaction, so that several queries see one snapshot."""
         conn = self._conn()
@@ -288,23 +301,31 @@ class SQLiteEventStore(EventStore):
         records: Sequence[EventRecord],
         *,
         projection: ExecutionRow | None = None,
+        fence: Fence | None = None,
     ) -> None:
         if not records and projection is None:
             return
         with self._write() as conn:
-            self._append_in(conn, execution_id, records, projection)
+            self._append_in(conn, execution_id, records, projection, fence)
 
     def append_batch(self, items: Sequence[AppendItem]) -> None:
         if not items:
             return
         with self._write() as conn:
-            for execution_id, records, projection in items:
+            for execution_id, records, projection, fence in items:
                 if records or projection is not None:
-                    self._append_in(conn, execution_id, records, projection)
+                    self._append_in(conn, execution_id, records, projection, fence)
 
     def _append_in(
-        self, conn: Any, execution_id: str, records: Sequence[EventRecord], projection: ExecutionRow | None
+        self,
+        conn: Any,
+        execution_id: str,
+        records: Sequence[EventRecord],
+        projection: ExecutionRow | None,
+        fence: Fence | None,
     ) -> None:
+        if fence is not None:
+            check_fence(conn, "?", execution_id, fence)
         rows = [
             (
                 r.execution_id,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.core.errors import ConcurrencyConflict
 from orchestrator.core.events import EventRecord
+from orchestrator.core.partitions import LeaseView
 
 
 class ExecutionRow(BaseModel):
@@ -79,7 +80,37 @@ class Page(BaseModel):
     total: int
 
 
-AppendItem = tuple[str, Sequence[EventRecord], ExecutionRow | None]
+class Fence(NamedTuple):
+    """The partition lease an append is made under: the store refuses it (``Fenced``) unless
+    ``epoch`` is still that partition's current epoch."""
+
+    partition: int
+    epoch: int
+
+
+class HostHeartbeat(NamedTuple):
+    """An execution host's last heartbeat: ``owner`` is its actor name and incarnation
+    (``orch-host-...@<id>``), ``cluster`` the Ray cluster it runs in (its GCS address)."""
+
+    owner: str
+    node_id: str
+    cluster: str
+    expires_at: float
+
+
+class LeaseSnapshot(NamedTuple):
+    now: float
+    leases: dict[int, LeaseView]
+    hosts: list[HostHeartbeat]
+
+    def live_hosts(self) -> list[HostHeartbeat]:
+        return [host for host in self.hosts if host.expires_at > self.now]
+
+    def unowned(self) -> list[int]:
+        return [p for p, lease in self.leases.items() if not lease.held(self.now)]
+
+
+AppendItem = tuple[str, Sequence[EventRecord], ExecutionRow | None, Fence | None]
 
 
 class IdempotencyKeyTaken(ConcurrencyConflict):
@@ -138,6 +169,7 @@ class EventStore(abc.ABC):
         records: Sequence[EventRecord],
         *,
         projection: ExecutionRow | None = None,
+        fence: Fence | None = None,
     ) -> None:
         """Append ``records`` (consecutive seqs continuing the log) and upsert ``projection`` atomically.
 
@@ -150,6 +182,10 @@ class EventStore(abc.ABC):
         another execution that has events raises :class:`IdempotencyKeyTaken` and writes nothing; a
         key bound to an execution without events (a claim whose start never got recorded) is taken
         over. The same key in two tenants binds two executions.
+
+        With a ``fence``, the append is refused with :class:`~orchestrator.core.errors.Fenced` (and
+        nothing written) unless the fence's epoch is its partition's current lease epoch, checked in
+        the same transaction.
         """
 
     def append_batch(self, items: Sequence[AppendItem]) -> None:
@@ -159,8 +195,8 @@ class EventStore(abc.ABC):
         so the caller can retry the items one by one to find the loser. Backends override this with a
         single transaction; this default appends item by item.
         """
-        for execution_id, records, projection in items:
-            self.append(execution_id, records, projection=projection)
+        for execution_id, records, projection, fence in items:
+            self.append(execution_id, records, projection=projection, fence=fence)
 
     @abc.abstractmethod
     def load(self, execution_id: str, *, after_seq: int = 0) -> list[EventRecord]:
@@ -258,6 +294,33 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def touch_api_key(self, key_id: str, at: datetime) -> None:
         """Set the key's ``last_used_at``. A write (an fsync on SQLite): callers should throttle it."""
+
+    # -- partition leases (see orchestrator.store._leases, which both backends share) ----------------
+    @abc.abstractmethod
+    def partition_count(self, default: int) -> int:
+        """The partition count recorded when the store was created (``default`` for a new store)."""
+
+    @abc.abstractmethod
+    def lease_snapshot(self) -> LeaseSnapshot:
+        """Every partition's lease and the hosts' heartbeats, with the store's current time."""
+
+    @abc.abstractmethod
+    def heartbeat(self, owner: str, *, node_id: str, cluster: str, ttl: float) -> dict[int, int]:
+        """Record that ``owner`` lives for ``ttl`` s more; renew its leases; ``{partition: epoch}``."""
+
+    @abc.abstractmethod
+    def acquire_lease(
+        self, partition: int, owner: str, *, ttl: float, steal_from: str | None = None
+    ) -> int | None:
+        """Take a free (or expired, or ``steal_from``'s) partition; the new epoch, or None."""
+
+    @abc.abstractmethod
+    def release_lease(self, partition: int, owner: str) -> bool:
+        """Give a partition back; False when ``owner`` did not hold it."""
+
+    @abc.abstractmethod
+    def leave(self, owner: str) -> None:
+        """Release every lease of ``owner`` and forget its heartbeat."""
 
     # -- plans ----------------------------------------------------------------------------------------
     # Plans are stored as event streams too: ``append``/``load`` with the plan id as the stream id.

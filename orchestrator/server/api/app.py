@@ -58,7 +58,9 @@ def create_app(settings: Settings) -> FastAPI:
             await authenticate(request)
         except Unauthenticated:  # open to probes, but without a key it tells nothing beyond the status
             return {"status": "ok"}
-        return {"status": "ok", "placement": engine.settings.placement, "hosts": await engine.host_stats()}
+        hosts = await engine.host_stats()
+        status = "ok" if hosts["unowned_partitions"] == 0 else "degraded"
+        return {"status": status, "placement": engine.settings.placement, **hosts}
 
     return app
 
