@@ -19,14 +19,15 @@ import pytest
 
 from orchestrator.config import Settings
 from orchestrator.core.decide import RunStep, Start, TimerElapsed
-from orchestrator.core.errors import StoreError
+from orchestrator.core.errors import NotOwner, StoreError
+from orchestrator.core.partitions import partition_of
 from orchestrator.core.state import ExecutionState
 from orchestrator.core.validation import parse_workflow
 from orchestrator.runtime.appender import BatchAppender
 from orchestrator.runtime.execution import Execution, StoreHealth, payload_problem
 from orchestrator.runtime.host import ExecutionHost
 from orchestrator.store import SQLiteEventStore
-from orchestrator.store.base import EventStore, IdempotencyKeyTaken
+from orchestrator.store.base import EventStore, Fence, IdempotencyKeyTaken
 
 
 class ScriptedRunner:
@@ -297,3 +298,36 @@ async def test_a_caller_that_gives_up_waiting_does_not_cancel_recovery(tmp_path:
     await host.leave()
     host.appender.close()
     host.store.close()
+
+
+async def test_an_execution_whose_lease_moved_records_nothing_and_lets_go(store: EventStore) -> None:
+    """Fencing, at the execution: a host paused past its lease wakes up to a timer, and its append is
+    refused; the execution detaches (its waiters are told to ask the new owner) and the log stays
+    exactly as the store had it."""
+    store.partition_count(4)
+    execution_id = new_id()
+    partition = partition_of(execution_id, 4)
+    epoch = store.acquire_lease(partition, "a@1", ttl=30)
+    assert epoch is not None
+    lost: list[str] = []
+    execution = Execution(
+        execution_id,
+        store=store,
+        runner=ScriptedRunner(),
+        fence=Fence(partition, epoch),
+        on_fenced=lambda e: lost.append(e.execution_id),
+    )
+    await execution.start(start({"name": "nap", "type": "wait", "duration": "0.3s"}))
+    recorded = [r.seq for r in store.load(execution_id)]
+    waiter = asyncio.ensure_future(execution.wait(30))
+    assert store.acquire_lease(partition, "b@1", ttl=30, steal_from="a@1") == epoch + 1
+    await eventually(lambda: execution.detached)
+    assert lost == [execution_id]
+    assert [r.seq for r in store.load(execution_id)] == recorded  # nothing written after the move
+    with pytest.raises(NotOwner):
+        await waiter
+
+    fresh = Execution(new_id(), store=store, runner=ScriptedRunner(), fence=Fence(partition, epoch))
+    with pytest.raises(NotOwner):  # a start under a stale fence: refused, and nothing recorded
+        await fresh.start(start({"name": "one", "type": "transform", "value": 1}))
+    assert store.load(fresh.execution_id) == []

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -116,6 +117,7 @@ class ExecutionHost:
         self.recovered = 0
         self.recovery_seconds: float | None = None
         self.lease_ticks = 0
+        self.fenced_appends = 0
         self.last_lease_error: str | None = None
         self._renewed_at = time.monotonic()
         self._first_tick = asyncio.Event()
@@ -201,6 +203,7 @@ class ExecutionHost:
             "name": self.name,
             "owner": self.owner,
             "node_id": self.node_id,
+            "pid": os.getpid(),
             "dedicated": self.dedicated,
             "partitions": {str(p): epoch for p, epoch in sorted(self.owned.items())},
             "draining": sorted(self.draining),
@@ -209,6 +212,7 @@ class ExecutionHost:
             "recovery_seconds": self.recovery_seconds,
             "lease_ticks": self.lease_ticks,
             "last_lease_error": self.last_lease_error,
+            "fenced_appends": self.fenced_appends,
             "append_failures": self.health.append_failures,
             "last_store_error": self.health.last_store_error,
             "last_store_error_at": (
@@ -282,6 +286,7 @@ class ExecutionHost:
 
     def _on_fenced(self, execution: Execution) -> None:
         """An append was refused: the partition moved. Drop all of it; the next lease round agrees."""
+        self.fenced_appends += 1
         fence = execution.fence
         if self.dedicated is not None or fence is None:
             self.executions.pop(execution.execution_id, None)

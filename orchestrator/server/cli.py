@@ -135,7 +135,9 @@ def start_server(*, wait: bool) -> str | None:
         )
         ray.shutdown()
         raise typer.Exit(2)
-    ray_serve.start(http_options={"host": settings.host, "port": settings.port})
+    ray_serve.start(
+        proxy_location=settings.proxy_location, http_options={"host": settings.host, "port": settings.port}
+    )
     from serve_app import build_app
 
     ray_serve.run(build_app(settings), name="orchestrator", route_prefix="/", blocking=False)

@@ -113,9 +113,11 @@ class ExecutionService:
                     entry["error"] = f"{type(exc).__name__}: {exc}"[:300]
                 else:
                     for key in (
+                        "pid",
                         "live_executions",
                         "recovered",
                         "draining",
+                        "fenced_appends",
                         "append_failures",
                         "last_store_error",
                         "last_store_error_at",

@@ -9,6 +9,10 @@ into ``health_status: "unknown"`` for that agent instead of a slow or failing li
 ``unknown`` is also the status of a disabled agent and of any agent without a running actor: nothing is
 checking it, so claiming ``unhealthy`` would be a guess. ``enabled: false`` says why.
 
+An agent with several replicas (``replicas: N``) is asked through all of them at once: ``health`` is their
+aggregate (``healthy`` when all are, ``degraded`` while some serve, ``unhealthy`` when none does) and the
+detail lists each replica, with its actor, node and own health, under ``replicas``.
+
 Route order matters: ``/domain/{domain}`` and ``/validate`` are declared before ``/{agent_id}``.
 """
 
@@ -20,8 +24,8 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, Field
-from ray.exceptions import RayError
 
+from agents.actor import AgentReplicas
 from agents.registry import AgentConfig, Registry, validate_agent_config
 from orchestrator.server.api.deps import authenticate, maybe_service, service_of
 
@@ -74,6 +78,15 @@ class HealthView(BaseModel):
     last_error: str | None = None
 
 
+class ReplicaView(HealthView):
+    """One replica: its Ray actor (``agent:<id>``, ``agent:<id>#2``, ...), the node it runs on, and its own
+    health; ``actor_id`` and ``node_id`` are null when it did not answer."""
+
+    name: str
+    actor_id: str | None = None
+    node_id: str | None = None
+
+
 class AgentSummary(BaseModel):
     id: str
     name: str
@@ -98,6 +111,9 @@ class AgentDetail(BaseModel):
     connector_type: str
     enabled: bool
     health: HealthView
+    replicas: list[ReplicaView] = Field(
+        default_factory=list, description="each replica of the agent; empty when it runs none (disabled)"
+    )
 
 
 class DomainAgent(BaseModel):
@@ -136,22 +152,13 @@ class ValidationResult(BaseModel):
 # -- live state from the actors -------------------------------------------------------------------------
 
 
-async def _ask(handle: Any, method: str, agent_id: str) -> dict[str, Any] | None:
-    """One actor call, or None when the actor does not answer in time; never raises, so one agent's
-    trouble cannot fail a request about all of them."""
-    try:
-        answer = await asyncio.wait_for(getattr(handle, method).remote(), ACTOR_TIMEOUT)
-    except (TimeoutError, RayError) as exc:
-        log.debug("agent %r did not answer %s: %s", agent_id, method, type(exc).__name__)
-        return None
-    return answer if isinstance(answer, dict) else None
-
-
 async def _describe_all(agents: list[AgentConfig]) -> dict[str, dict[str, Any] | None]:
-    """``describe()`` of every enabled agent with an actor, concurrently."""
-    handles: dict[str, Any] = maybe_service("agents") or {}
+    """``describe()`` of every enabled agent with actors, through all its replicas, concurrently. Never
+    raises: a replica that does not answer in time is ``unknown``, so one agent's trouble cannot fail a
+    request about all of them."""
+    handles: dict[str, AgentReplicas] = maybe_service("agents") or {}
     live = [a for a in agents if a.enabled and a.id in handles]
-    answers = await asyncio.gather(*(_ask(handles[a.id], "describe", a.id) for a in live))
+    answers = await asyncio.gather(*(handles[a.id].describe(timeout=ACTOR_TIMEOUT) for a in live))
     return {agent.id: answer for agent, answer in zip(live, answers, strict=True)}
 
 
@@ -262,6 +269,7 @@ async def get_agent(agent_id: str, request: Request) -> dict[str, Any]:
         "connector_type": agent.connector_type,
         "enabled": agent.enabled,
         "health": _health(agent, described),
+        "replicas": ((described or {}).get("replicas") or []) if agent.enabled else [],
     }
 
 
