@@ -6,6 +6,12 @@ It validates call parameters against the capability's schema before calling, and
 own health: a real probe on an interval, ``degraded`` after a failure, ``unhealthy`` at the threshold,
 reconnects with backoff, ``healthy`` again when the probe passes. Calls to an unhealthy agent fail fast
 with ``AGENT_UNAVAILABLE`` (retryable, so a step's retry policy can wait it out).
+
+Replicas: an agent with ``replicas: N`` runs N such actors, spread over the cluster's nodes, named
+``agent:<id>``, ``agent:<id>#2``, ... (:func:`replica_names`). Each owns its own connector (a stdio MCP
+connector means one server process per replica). :class:`AgentReplicas` is how a caller sees them: calls
+are balanced over the healthy ones from a cached view of their health, and the agent's health is the
+aggregate of theirs (:func:`aggregate_health`).
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import ray
+from ray.exceptions import ActorUnavailableError, RayActorError, RayError
 
 from agents.connectors.base import (
     CallContext,
@@ -40,6 +48,14 @@ from orchestrator.core.timestamps import format_timestamp
 log = logging.getLogger(__name__)
 
 ACTOR_NAME = "agent:{agent_id}"
+# The health fields an agent reports, for itself and for each replica (GET /api/v1/agents/{id}).
+HEALTH_FIELDS = ("status", "last_check", "latency_ms", "consecutive_failures", "last_error")
+# Statuses of a replica that still takes calls: degraded is one failed probe, below the threshold.
+SERVING = frozenset({"healthy", "degraded"})
+# How long one replica may take to say how it is when the whole agent's health is asked: the planner gives
+# get_health one second, so the replicas' answers must come well within that.
+REPLICA_HEALTH_TIMEOUT = 0.5
+_REPLICA_NAME = re.compile(r"^agent:(?P<agent>.+)#(?P<index>[0-9]+)$")
 _PY_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "number": (int, float),
@@ -122,6 +138,8 @@ class AgentActor:
             "last_error": None,
         }
         self._lock = asyncio.Lock()
+        self.identity = _identity()
+        self._replicas: AgentReplicas | None = None  # the agent's other replicas, for get_health
         self.redactor = Redactor()
         if connector is not None:
             self.connector = make_connector(
@@ -176,14 +194,38 @@ class AgentActor:
             return result.output
 
     async def describe(self) -> dict[str, Any]:
+        """This replica's view: ``health`` is its own (:meth:`get_health` is the agent's), ``replica`` says
+        which actor and node answered, so the agents API can show every replica."""
         return {
             "capabilities": [c.model_dump(mode="json") for c in self.capabilities],
             "health": dict(self.health),
             "connected": self.connected,
+            "replica": dict(self.identity),
         }
 
     async def get_health(self) -> dict[str, Any]:
-        return dict(self.health)
+        """The agent's health, aggregated over its replicas, with one entry per replica under ``replicas``.
+
+        Whoever finds the agent by its name (the planner asks ``agent:<id>``) thereby sees the agent, not
+        one process of it: an agent with a dead replica is ``degraded``, not ``healthy``, and one whose first
+        replica is unhealthy while the others serve is not left out of plans. The other replicas are asked
+        only here, never on a call's path.
+        """
+        own = await self.replica_health()
+        names = replica_names(self.agent.id, self.agent.replicas)
+        if self.agent.replicas == 1 or own["name"] not in names:
+            entries = [own]  # alone, or an actor made outside start_agent_actors (tests): no siblings
+        else:
+            if self._replicas is None:
+                self._replicas = AgentReplicas.lookup(self.agent, namespace=self.settings.namespace)
+            entries = await self._replicas.refresh(
+                timeout=REPLICA_HEALTH_TIMEOUT, answered={own["name"]: own}
+            )
+        return {**aggregate_health(entries), "replicas": entries}
+
+    async def replica_health(self) -> dict[str, Any]:
+        """This replica alone: which actor it is and what its own last health check said."""
+        return replica_entry(self.identity.get("name"), self.identity, self.health)
 
     async def connector_pid(self) -> int | None:
         """For fault tests: the PID of a stdio MCP server, when there is one."""
@@ -309,6 +351,20 @@ class AgentActor:
         )
 
 
+def _identity() -> dict[str, str | None]:
+    """The Ray actor this replica runs as (name, actor id, node id), so an operator can find it in the
+    dashboard. All None when the class runs in-process, as the connector tests use it."""
+    identity: dict[str, str | None] = {"name": None, "actor_id": None, "node_id": None}
+    if not ray.is_initialized():
+        return identity
+    context = ray.get_runtime_context()
+    actor_id = context.get_actor_id()
+    if actor_id is None:  # a driver, not an actor
+        return identity
+    identity.update(name=context.get_actor_name() or None, actor_id=actor_id, node_id=context.get_node_id())
+    return identity
+
+
 def _message(exc: BaseException) -> str:
     if isinstance(exc, OrchestratorError):
         return exc.message
@@ -328,24 +384,302 @@ def actor_name(agent_id: str) -> str:
     return ACTOR_NAME.format(agent_id=agent_id)
 
 
-def start_agent_actors(registry: Registry, settings: Settings) -> dict[str, Any]:
-    """Create (or find) the actor of every enabled agent. Idempotent across Serve replicas."""
-    handles: dict[str, Any] = {}
+def replica_names(agent_id: str, replicas: int) -> list[str]:
+    """The actor names of an agent's replicas: ``agent:<id>``, then ``agent:<id>#2``, ``agent:<id>#3``, ...
+
+    The first keeps the name a single-replica agent always had, so the dashboard, the planner and anything
+    else that finds an agent by name keep working whatever the count."""
+    first = actor_name(agent_id)
+    return [first, *(f"{first}#{index}" for index in range(2, replicas + 1))]
+
+
+def replica_entry(name: str | None, identity: Any, health: Any) -> dict[str, Any]:
+    """One replica as the agent's health lists it: its actor, its node and its own health fields."""
+    known = identity if isinstance(identity, Mapping) else {}
+    state = health if isinstance(health, Mapping) else {}
+    entry: dict[str, Any] = {"name": name, "actor_id": known.get("actor_id"), "node_id": known.get("node_id")}
+    entry.update({field: state.get(field) for field in HEALTH_FIELDS})
+    entry["status"] = entry["status"] or "unknown"
+    entry["consecutive_failures"] = entry["consecutive_failures"] or 0
+    return entry
+
+
+def _absent(name: str, reason: str) -> dict[str, Any]:
+    return replica_entry(name, None, {"status": "unknown", "last_error": f"replica {name!r} {reason}"})
+
+
+def aggregate_health(replicas: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One agent's health from its replicas' entries.
+
+    ``healthy`` only when every replica is: a lost replica is lost capacity, which an operator should see.
+    ``degraded`` while at least one still serves (healthy or degraded), since calls then still succeed;
+    ``unhealthy`` when none does, ``unknown`` when none answered. The timestamp is the latest check, the
+    latency the slowest replica's, the failure count the smallest (the agent failed that many times in a
+    row everywhere), and ``last_error`` names the first replica that is not healthy. With one replica it
+    is exactly that replica's health, so a single-replica agent reports what it always did.
+    """
+    if len(replicas) == 1:
+        return {field: replicas[0].get(field) for field in HEALTH_FIELDS}
+    statuses = [entry.get("status") for entry in replicas]
+    if statuses and all(status == "healthy" for status in statuses):
+        status = "healthy"
+    elif any(status in SERVING for status in statuses):
+        status = "degraded"
+    elif all(status == "unknown" for status in statuses):
+        status = "unknown"
+    else:
+        status = "unhealthy"
+    checks = [str(entry["last_check"]) for entry in replicas if entry.get("last_check")]
+    latencies = [float(entry["latency_ms"]) for entry in replicas if entry.get("latency_ms") is not None]
+    failures = [
+        int(entry.get("consecutive_failures") or 0) for entry in replicas if entry.get("status") != "unknown"
+    ]
+    troubled = next((entry for entry in replicas if entry.get("status") != "healthy"), None)
+    last_error = None
+    if troubled is not None:
+        last_error = f"replica {troubled.get('name')!r} is {troubled.get('status')}"
+        if troubled.get("last_error"):
+            last_error += f": {troubled['last_error']}"
+    return {
+        "status": status,
+        "last_check": max(checks, key=_instant, default=None),
+        "latency_ms": max(latencies, default=None),
+        "consecutive_failures": min(failures, default=0),
+        "last_error": last_error,
+    }
+
+
+def _instant(timestamp: str) -> datetime:
+    # not a string comparison: "...:00Z" sorts after "...:00.5Z"
+    return datetime.fromisoformat(timestamp)
+
+
+class AgentReplicas:
+    """An agent's replicas as one process sees them: their handles, and what their last health check said.
+
+    The call path (:meth:`pick`) reads only this cache, so choosing a replica costs no remote call. The
+    cache is refreshed in the background at the agent's probe interval (the replicas learn nothing new in
+    between), and a call's reply demotes a replica at once when it turns out dead or unhealthy; only a
+    refresh promotes one, so a replica that answered a call does not draw all the others' traffic until then.
+    Instances are per process: the step runner's, the agents API's (the ingress), and each replica's own,
+    for :meth:`AgentActor.get_health`.
+    """
+
+    def __init__(
+        self,
+        agent_id: str,
+        names: Sequence[str],
+        *,
+        namespace: str,
+        handles: Sequence[Any] | None = None,
+        refresh_interval: float = 10.0,
+    ) -> None:
+        self.agent_id = agent_id
+        self.names = tuple(names)
+        self.namespace = namespace
+        self._handles: list[Any] = list(handles) if handles is not None else [None] * len(self.names)
+        self._status = ["unknown"] * len(self.names)
+        self._cursor = 0
+        self._refresh_interval = max(refresh_interval, 0.5)
+        self._refreshed_at = float("-inf")
+        self._refreshing: asyncio.Task[None] | None = None
+
+    @classmethod
+    def lookup(cls, agent: AgentConfig, *, namespace: str) -> AgentReplicas:
+        """The running replicas of an agent, found by name (start_agent_actors made them)."""
+        replicas = cls(
+            agent.id,
+            replica_names(agent.id, agent.replicas),
+            namespace=namespace,
+            refresh_interval=agent.health_check.interval,
+        )
+        replicas._lookup_missing()
+        return replicas
+
+    @property
+    def running(self) -> int:
+        """How many replicas have a handle: neither missing at the last look-up nor seen dead since."""
+        return sum(handle is not None for handle in self._handles)
+
+    def statuses(self) -> dict[str, str]:
+        """Replica name -> the status the call path currently balances on."""
+        return dict(zip(self.names, self._status, strict=True))
+
+    # -- the call path -----------------------------------------------------------------------------------
+
+    def pick(self, exclude: Container[int] = ()) -> tuple[int, Any] | None:
+        """The next replica for a call: round-robin over those whose last check was healthy, else over all
+        that run, so a call to an agent without a healthy replica still reaches one and fails with its real
+        error. None when no replica outside ``exclude`` runs."""
+        self._refresh_soon()
+        live = [i for i, handle in enumerate(self._handles) if handle is not None and i not in exclude]
+        if not live:
+            return None
+        pool = [i for i in live if self._status[i] == "healthy"] or live
+        index = pool[self._cursor % len(pool)]
+        self._cursor += 1
+        return index, self._handles[index]
+
+    def can_try(self, exclude: Container[int]) -> bool:
+        """Whether a replica outside ``exclude`` runs (for failing a call over without moving the cursor)."""
+        return any(handle is not None and i not in exclude for i, handle in enumerate(self._handles))
+
+    def unavailable(self, index: int) -> None:
+        """The replica refused a call as unavailable (nothing ran): skip it until a check says otherwise."""
+        self._status[index] = "unhealthy"
+
+    def lost(self, index: int, *, dead: bool) -> None:
+        """The replica's actor did not take a call. A dead one loses its handle and is looked up by name
+        again at the next refresh, in case a server start recreated it."""
+        self._status[index] = "unknown"
+        if dead:
+            self._handles[index] = None
+
+    # -- health ------------------------------------------------------------------------------------------
+
+    async def refresh(
+        self, *, timeout: float, answered: Mapping[str, dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every replica's entry (actor, node, own health), asked concurrently, and the cache updated.
+        ``answered`` holds entries already known (a replica asking about its siblings knows its own).
+        Never raises: a replica that does not answer is ``unknown`` with the reason as its error."""
+        self._lookup_missing()
+        known = answered or {}
+
+        async def entry(index: int, name: str) -> dict[str, Any]:
+            if name in known:
+                return known[name]
+            answer = await self._ask(index, "replica_health", timeout)
+            return answer if isinstance(answer, dict) else _absent(name, answer)
+
+        entries = list(await asyncio.gather(*(entry(i, name) for i, name in enumerate(self.names))))
+        self._remember(entries)
+        return entries
+
+    async def describe(self, *, timeout: float) -> dict[str, Any]:
+        """What the agents API shows: the capabilities (a connected replica's, since discovery happens on
+        connect; replicas share one configuration), the agent's aggregated health, and every replica."""
+        self._lookup_missing()
+        answers = await asyncio.gather(*(self._ask(i, "describe", timeout) for i in range(len(self.names))))
+        entries: list[dict[str, Any]] = []
+        capabilities: Any = None
+        connected = False
+        for name, answer in zip(self.names, answers, strict=True):
+            if not isinstance(answer, dict):
+                entries.append(_absent(name, answer))
+                continue
+            entries.append(replica_entry(name, answer.get("replica"), answer.get("health")))
+            if capabilities is None or (answer.get("connected") and not connected):
+                capabilities = answer.get("capabilities")
+            connected = connected or bool(answer.get("connected"))
+        self._remember(entries)
+        return {
+            "capabilities": capabilities,
+            "health": aggregate_health(entries),
+            "connected": connected,
+            "replicas": entries,
+        }
+
+    async def _ask(self, index: int, method: str, timeout: float) -> dict[str, Any] | str:
+        """One replica's answer, or why there is none."""
+        handle = self._handles[index]
+        if handle is None:
+            return "is not running"
+        try:
+            answer = await asyncio.wait_for(getattr(handle, method).remote(), timeout)
+        except TimeoutError:
+            return f"did not answer within {timeout:g} s"
+        except RayActorError as exc:
+            dead = not isinstance(exc, ActorUnavailableError)
+            self.lost(index, dead=dead)
+            return "is not running" if dead else "is unreachable (restarting?)"
+        except RayError as exc:
+            return f"failed to answer: {type(exc).__name__}"
+        return answer if isinstance(answer, dict) else "gave no health"
+
+    def _remember(self, entries: Sequence[Mapping[str, Any]]) -> None:
+        self._status = [str(entry.get("status") or "unknown") for entry in entries]
+        self._refreshed_at = time.monotonic()
+
+    def _refresh_soon(self) -> None:
+        """Start a background refresh when the cache is older than the probe interval (and none runs)."""
+        if time.monotonic() - self._refreshed_at < self._refresh_interval:
+            return
+        if self._refreshing is not None and not self._refreshing.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop to run it on (a synchronous caller): the cache stays as it is
+        self._refreshing = loop.create_task(self._refresh_in_background())
+
+    async def _refresh_in_background(self) -> None:
+        try:
+            await self.refresh(timeout=REPLICA_HEALTH_TIMEOUT * 4)
+        except Exception:  # refresh never raises by design; this keeps a bug from going unseen
+            log.exception("refreshing the replicas of agent %r failed", self.agent_id)
+
+    def _lookup_missing(self) -> None:
+        for index, handle in enumerate(self._handles):
+            if handle is None:
+                with contextlib.suppress(ValueError):  # not running: its entry says so
+                    self._handles[index] = ray.get_actor(self.names[index], namespace=self.namespace)
+
+
+def start_agent_actors(registry: Registry, settings: Settings) -> dict[str, AgentReplicas]:
+    """Create (or find) the replicas of every enabled agent. Idempotent across Serve replicas.
+
+    ``SPREAD`` puts an agent's replicas on different nodes where there are several, so losing a node
+    leaves the others serving (with ``num_cpus=0`` nothing else would stop Ray packing them on one).
+    Each replica owns its connector: a stdio MCP connector runs one server process per replica.
+    """
+    agents: dict[str, AgentReplicas] = {}
     for agent in registry.agents.values():
         if not agent.enabled:
             continue
         connector = registry.connector_for(agent)
-        handles[agent.id] = RemoteAgentActor.options(
-            name=actor_name(agent.id),
+        secrets = registry.secrets.get(connector.name, []) if connector else []
+        names = replica_names(agent.id, agent.replicas)
+        handles = [
+            RemoteAgentActor.options(
+                name=name,
+                namespace=settings.namespace,
+                get_if_exists=True,
+                lifetime="detached",
+                num_cpus=0,
+                max_restarts=-1,
+                max_task_retries=0,
+                max_concurrency=1000,
+                scheduling_strategy="SPREAD",
+            ).remote(agent, connector, settings, secrets)
+            for name in names
+        ]
+        agents[agent.id] = AgentReplicas(
+            agent.id,
+            names,
             namespace=settings.namespace,
-            get_if_exists=True,
-            lifetime="detached",
-            num_cpus=0,
-            max_restarts=-1,
-            max_task_retries=0,
-            max_concurrency=1000,
-        ).remote(agent, connector, settings, registry.secrets.get(connector.name, []) if connector else [])
-    return handles
+            handles=handles,
+            refresh_interval=agent.health_check.interval,
+        )
+    _retire_extra_replicas(registry, settings.namespace)
+    return agents
+
+
+def _retire_extra_replicas(registry: Registry, namespace: str) -> None:
+    """Stop the replicas beyond an agent's count: an earlier start with more ``replicas`` on a cluster that
+    outlived it left them, and no caller would use them while they kept a connector (and, for stdio MCP,
+    a server process) open. A caller that still used one (a server with the old count) sees it dead and
+    moves on to the others."""
+    wanted = {agent.id: agent.replicas for agent in registry.agents.values() if agent.enabled}
+    for named in ray.util.list_named_actors(all_namespaces=True):
+        match = _REPLICA_NAME.match(str(named.get("name", "")))
+        if named.get("namespace") != namespace or match is None:
+            continue
+        count = wanted.get(match["agent"])
+        if count is None or int(match["index"]) <= count:
+            continue  # not ours to judge (a disabled or removed agent is left as it always was), or wanted
+        with contextlib.suppress(ValueError):
+            ray.kill(ray.get_actor(named["name"], namespace=namespace), no_restart=True)
 
 
 def resolve_agent(registry: Registry, name: str) -> AgentConfig:

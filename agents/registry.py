@@ -19,6 +19,7 @@ without editing the package.
         domain: projects
         connector_type: sqlite         # display name; must map to a known connector type
         connector: projects-db         # defaults to connector_config.name, then to the agent id
+        replicas: 1                    # agent actors to run (1..64), spread over the cluster's nodes
         capabilities:
           - name: get_project
             parameters: {project_id: {type: string, required: true}}
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONNECTOR_TYPE_ALIASES",
+    "MAX_REPLICAS",
     "PARAMETER_TYPES",
     "SHIPPED_CONFIG_DIR",
     "AgentConfig",
@@ -96,6 +98,10 @@ CONNECTOR_TYPE_ALIASES: dict[str, ConnectorType] = {
 PARAMETER_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object"})
 
 AGENT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+# Each replica is a process of its own (and, for a stdio MCP connector, a second one for its server), so a
+# typo like ``replicas: 1000`` must be a config error rather than a thousand processes.
+MAX_REPLICAS = 64
 
 # libyaml when present: the shipped file is parsed at every registry load, tests included
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -148,6 +154,8 @@ class AgentConfig(BaseModel):
     discover_capabilities: bool = False
     enabled: bool = True
     health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
+    # agent actors to run, spread over the cluster's nodes; calls are balanced over the healthy ones
+    replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS, strict=True)
 
     @field_validator("capabilities", mode="before")
     @classmethod
@@ -490,9 +498,12 @@ def _check_agent(raw: Any) -> tuple[list[dict[str, str]], list[str]]:
                 "name different connectors; give one of them",
             )
     _check_health(raw.get("health_check"), error)
+    replicas = raw.get("replicas", 1)
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
+        error("replicas", f"'replicas' must be a whole number from 1 to {MAX_REPLICAS}, got {replicas!r}")
 
     known = {"id", "name", "description", "domain", "connector_type", "connector", "connector_config"}
-    known |= {"capabilities", "discover_capabilities", "enabled", "health_check"}
+    known |= {"capabilities", "discover_capabilities", "enabled", "health_check", "replicas"}
     for key in raw:
         if key not in known:
             error(str(key), f"unknown field {key!r}")

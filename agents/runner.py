@@ -3,6 +3,13 @@
 Each call is named ``<workflow>/<step>`` so the Ray dashboard traces every step. Errors come back as
 the project's own (Ray wraps them; they are unwrapped here), and a dead agent process is
 ``AGENT_UNAVAILABLE``, retryable: Ray restarts the actor and a retry policy can wait for it.
+
+An agent with several replicas gets each call on the next healthy one (:class:`agents.actor.AgentReplicas`,
+from a cached view of their health: no remote call to choose). A call moves on to another replica, with
+the same idempotency key, when the first could not have run it (the replica refused it as unavailable) or
+when running it twice is harmless (a query or an LLM completion on a replica that died); an ``execute``
+call on a replica that died fails as ``AGENT_UNAVAILABLE`` instead, since it may have done its work, and
+the step's retry policy decides.
 """
 
 from __future__ import annotations
@@ -13,30 +20,34 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
-from agents.actor import actor_name, resolve_agent
-from agents.registry import Registry, registry_for
+from agents.actor import AgentReplicas, resolve_agent
+from agents.registry import AgentConfig, Registry, registry_for
 from orchestrator.config import Settings
 from orchestrator.core.decide import RunStep
 from orchestrator.core.errors import AgentUnavailable, StepError
 from orchestrator.core.state import ExecutionState
 from orchestrator.ray_errors import describe_cause, orchestrator_cause
 
+# Replicas one call may try: enough to step over a dead or unhealthy one or two that the cached health
+# has not caught up with yet, few enough that an agent whose every replica fails answers quickly.
+MAX_REPLICA_ATTEMPTS = 3
+
 
 class AgentStepRunner:
     def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
         self.settings = settings
         self.registry = registry or registry_for(settings)
-        self._handles: dict[str, Any] = {}
+        self._replicas: dict[str, AgentReplicas] = {}
 
-    def _handle(self, agent_id: str) -> Any:
-        handle = self._handles.get(agent_id)
-        if handle is None:
-            try:
-                handle = ray.get_actor(actor_name(agent_id), namespace=self.settings.namespace)
-            except ValueError as exc:
-                raise AgentUnavailable(f"agent {agent_id!r} is not running") from exc
-            self._handles[agent_id] = handle
-        return handle
+    def replicas(self, agent: AgentConfig) -> AgentReplicas:
+        """The agent's replicas, looked up by name once; a refresh finds the ones missing then."""
+        replicas = self._replicas.get(agent.id)
+        if replicas is None:
+            replicas = AgentReplicas.lookup(agent, namespace=self.settings.namespace)
+            if not replicas.running:
+                raise AgentUnavailable(f"agent {agent.id!r} is not running")
+            self._replicas[agent.id] = replicas
+        return replicas
 
     def llm_agent(self) -> str:
         for agent in self.registry.agents.values():
@@ -56,28 +67,52 @@ class AgentStepRunner:
             "timeout": command.timeout,
         }
         if command.kind == "connector":
-            agent_id = resolve_agent(self.registry, request["connector"]).id
-            method = self._handle(agent_id).call.options(name=task_name)
-            ref = method.remote(request["statement"], request["parameters"], request["mode"], context)
-        else:
-            agent_id = (
-                resolve_agent(self.registry, request["agent"]).id
-                if request.get("agent")
-                else self.llm_agent()
+            agent = resolve_agent(self.registry, request["connector"])
+            arguments: tuple[Any, ...] = (
+                request["statement"],
+                request["parameters"],
+                request["mode"],
+                context,
             )
-            llm_request = {key: value for key, value in request.items() if key != "agent"}
-            llm_request.update(context=command.context, input=state.input)
-            ref = self._handle(agent_id).complete.options(name=task_name).remote(llm_request)
-        try:
-            return await ref
-        except asyncio.CancelledError:
-            ray.cancel(ref)
-            raise
-        except RayTaskError as exc:
-            cause = orchestrator_cause(exc)
-            if cause is not None:
-                raise cause from None
-            raise StepError(describe_cause(exc)) from None
-        except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
-            self._handles.pop(agent_id, None)
-            raise AgentUnavailable(f"agent {agent_id!r} is unavailable: {exc.__class__.__name__}") from exc
+            return await self._call(
+                agent, "call", arguments, task_name, repeatable=request["mode"] != "execute"
+            )
+        agent = resolve_agent(self.registry, request.get("agent") or self.llm_agent())
+        llm_request = {key: value for key, value in request.items() if key != "agent"}
+        llm_request.update(context=command.context, input=state.input)
+        return await self._call(agent, "complete", (llm_request,), task_name, repeatable=True)
+
+    async def _call(
+        self, agent: AgentConfig, method: str, arguments: tuple[Any, ...], task_name: str, *, repeatable: bool
+    ) -> Any:
+        replicas = self.replicas(agent)
+        tried: set[int] = set()
+        while True:
+            picked = replicas.pick(exclude=tried)
+            if picked is None:
+                raise AgentUnavailable(f"agent {agent.id!r} is not running")
+            index, handle = picked
+            tried.add(index)
+            more = len(tried) < MAX_REPLICA_ATTEMPTS
+            ref = getattr(handle, method).options(name=task_name).remote(*arguments)
+            try:
+                return await ref
+            except asyncio.CancelledError:
+                ray.cancel(ref)
+                raise
+            except RayTaskError as exc:
+                cause = orchestrator_cause(exc)
+                if isinstance(cause, AgentUnavailable) and cause.retryable:
+                    replicas.unavailable(index)  # it refused before calling its connector
+                    if more and replicas.can_try(tried):
+                        continue
+                if cause is not None:
+                    raise cause from None
+                raise StepError(describe_cause(exc)) from None
+            except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
+                replicas.lost(index, dead=not isinstance(exc, ActorUnavailableError))
+                if repeatable and more and replicas.can_try(tried):
+                    continue
+                raise AgentUnavailable(
+                    f"agent {agent.id!r} is unavailable: {exc.__class__.__name__}"
+                ) from exc
