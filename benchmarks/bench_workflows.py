@@ -430,11 +430,11 @@ def measure_latency(base_url: str, profile: Profile, placement: str) -> dict[str
 
 def measure_breakdown(server: Any, profile: Profile) -> dict[str, Any]:
     """Pieces of the request path, to subtract from the end-to-end figures: a bare actor call to a host
-    (driver -> ``orch-host-0.stats``), and ``GET`` of a finished execution (proxy + FastAPI + a store read
+    (driver -> a pooled host's ``stats``), and ``GET`` of a finished execution (proxy + FastAPI + a store read
     and fold, no actor hop)."""
     import ray
 
-    host = ray.get_actor("orch-host-0", namespace=server.namespace)
+    host = ray.get_actor(host_names(server.namespace)[0], namespace=server.namespace)
     for _ in range(10):
         ray.get(host.stats.remote())
     calls: list[float] = []
@@ -530,18 +530,25 @@ def measure_floor(base_url: str, profile: Profile) -> dict[str, Any]:
     return report
 
 
-def host_stats(namespace: str) -> list[dict[str, Any]]:
-    """Ask the pooled hosts (``orch-host-<i>``) how many executions they hold."""
+def host_names(namespace: str) -> list[str]:
+    """The pooled hosts (``orch-host-<node>-<i>``) of a server."""
     import ray
 
-    stats = []
-    for index in range(64):
-        try:
-            handle = ray.get_actor(f"orch-host-{index}", namespace=namespace)
-        except ValueError:
-            break
-        stats.append(ray.get(handle.stats.remote(), timeout=60))
-    return stats
+    return sorted(
+        str(actor["name"])
+        for actor in ray.util.list_named_actors(all_namespaces=True)
+        if actor.get("namespace") == namespace and str(actor.get("name", "")).startswith("orch-host-")
+    )
+
+
+def host_stats(namespace: str) -> list[dict[str, Any]]:
+    """Ask the pooled hosts how many executions they hold."""
+    import ray
+
+    return [
+        ray.get(ray.get_actor(name, namespace=namespace).stats.remote(), timeout=60)
+        for name in host_names(namespace)
+    ]
 
 
 def live_pooled(namespace: str) -> int:
@@ -1091,7 +1098,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="extra environment for the server (ORCH_*, RAY_*), e.g. ORCH_EXECUTION_HOSTS=1; repeatable",
+        help="extra environment for the server (ORCH_*, RAY_*), e.g. ORCH_HOSTS_PER_NODE=1; repeatable",
     )
     parser.add_argument(
         "--table-from", type=Path, nargs="+", help="print the table of earlier --json files and exit"

@@ -8,6 +8,7 @@ own free ports.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -18,11 +19,19 @@ from pathlib import Path
 
 from tests.processes import kill_session
 
+_HANDED_OUT: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port never handed out before by this process: the OS may offer a just-released port
+    again, and two nodes binding one port would crash a raylet."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 @dataclass
@@ -120,3 +129,9 @@ class LocalRayCluster:
         for node in reversed(self.nodes):
             if node.alive:
                 node.kill()
+        # `ray start --head` records itself as the machine's current cluster, which a bare
+        # `ray.init()` would then try to join: forget it
+        current = Path("/tmp/ray/ray_current_cluster")
+        with contextlib.suppress(OSError):
+            if current.read_text().strip().endswith(f":{self.port}"):
+                current.unlink()

@@ -202,10 +202,12 @@ def test_hosts_on_every_node_own_every_partition_and_executions_spread(
 ) -> None:
     with served.client() as api:
         body = eventually(
-            lambda: (b := health(api))["unowned_partitions"] == 0
-            and len(owners_by_node(b)) == 2
-            and all(owners_by_node(b).values())  # balanced: both nodes' hosts hold some
-            and b,
+            lambda: (
+                (b := health(api))["unowned_partitions"] == 0
+                and len(owners_by_node(b)) == 2
+                and all(owners_by_node(b).values())  # balanced: both nodes' hosts hold some
+                and b
+            ),
             timeout=60,
             interval=0.5,
         )
@@ -221,6 +223,18 @@ def test_hosts_on_every_node_own_every_partition_and_executions_spread(
 
     ran_on = Counter(partition_node[partition_of(i, 64)] for i in ids)
     assert len(ran_on) == 2 and min(ran_on.values()) >= 10, ran_on
+
+
+def test_the_sqlite_store_refuses_a_cluster_of_several_nodes(served: ClusterServer, tmp_path: Path) -> None:
+    env = {k: v for k, v in _server_env(served.cluster, "").items() if k != "ORCH_DATABASE_URL"}
+    log = tmp_path / "refused.log"
+    process = start_server_process(free_port(), tmp_path / "data", "orch-refused", log, env=env)
+    try:
+        assert process.wait(timeout=120) == 2
+    finally:
+        kill_session(process.pid)
+    text = " ".join(log.read_text().split())
+    assert "refusing to start" in text and "SQLite" in text and "ORCH_DATABASE_URL" in text
 
 
 def test_a_joining_node_takes_partitions_over_without_stopping_executions(

@@ -103,8 +103,10 @@ class HostSupervisor:
         for name, node in wanted.items():
             if name not in self.hosts or name not in existing:
                 self.hosts[name] = self._create(name, node)
-            if name not in self._checked:
-                await self._check(name, node)
+        # all at once: each answers once its constructor ran, and they start in parallel
+        await asyncio.gather(
+            *(self._check(name, node) for name, node in wanted.items() if name not in self._checked)
+        )
 
     def _named_hosts(self) -> set[str]:
         return {

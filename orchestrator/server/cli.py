@@ -118,7 +118,8 @@ def start_server(*, wait: bool) -> str | None:
         os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
     started = time.perf_counter()
     context = ray.init(
-        address=address or None,
+        # "local": a cluster of our own, never one some `ray start` left on this machine
+        address=address or "local",
         namespace=settings.namespace,
         log_to_driver=True,
         runtime_env={"env_vars": _orch_env()},

@@ -203,8 +203,9 @@ class ExecutionService:
                 if attempt == START_ATTEMPTS - 1:
                     raise _unavailable("no execution host took the start", retry_after=1) from exc
                 if isinstance(exc, NotOwner):
-                    # the partition moved since the view was read; nothing was recorded: start
-                    # afresh under another id on a current owner
+                    # the partition moved (or is being given back) since the view was read; nothing
+                    # was recorded: start afresh under another id on a current owner
+                    self.router.refused(self.router.partition(execution_id))
                     execution_id, host = await self._routable_id()
                 else:
                     # the host died during the start, which it may have recorded: the same id goes
@@ -290,7 +291,7 @@ class ExecutionService:
             await self.router.view()
             for _ in range(4 * self.count):
                 execution_id = new_execution_id()
-                host = self.router.routable(self.router.partition(execution_id))
+                host = self.router.routable(self.router.partition(execution_id), new=True)
                 if host is not None:
                     return execution_id, host
             if time.monotonic() > deadline:

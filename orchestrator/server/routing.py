@@ -33,6 +33,7 @@ class PartitionRouter:
         self._handles: dict[str, Any] = {}  # actor name -> handle
         self._unreachable: dict[str, float] = {}  # actor name -> when it was last looked up in vain
         self._reading: asyncio.Task[LeaseSnapshot] | None = None
+        self._refused: dict[int, float] = {}  # partition -> until when new starts avoid it
 
     def partition(self, execution_id: str) -> int:
         return partition_of(execution_id, self.count)
@@ -85,6 +86,15 @@ class PartitionRouter:
         self._handles[name] = handle
         return handle
 
-    def routable(self, partition: int) -> Any | None:
+    def refused(self, partition: int, *, seconds: float = 2.0) -> None:
+        """Its owner refused a new start there (it is giving the partition back): start elsewhere
+        for a while rather than ask again, as the lease still names that owner until it lets go."""
+        self._refused[partition] = time.monotonic() + seconds
+
+    def routable(self, partition: int, *, new: bool = False) -> Any | None:
+        """The owner to ask, if it is in this Ray cluster; ``new``: for a new start, which also
+        avoids partitions whose owner just refused one."""
+        if new and self._refused and self._refused.get(partition, 0.0) > time.monotonic():
+            return None
         owner = self.owner(partition)
         return self.handle(owner) if owner is not None else None
