@@ -69,6 +69,26 @@ from orchestrator.store.base import (
 # Any constant works as long as every process uses the same one; this is "orchschm" in ASCII.
 _SCHEMA_LOCK_ID = 0x6F72636873636D
 
+# Lists filter by one of these (or tenant and status) and page newest first: one index each that holds
+# the filter and the order, so a page is an index range scan, not a sort of every matching row. They
+# replace the single-column indexes of earlier versions.
+_SINGLE_COLUMN_INDEXES = (
+    "executions_tenant",
+    "executions_status",
+    "executions_workflow_name",
+    "executions_workflow_id",
+)
+LIST_INDEXES = tuple(
+    f"CREATE INDEX IF NOT EXISTS executions_{name}_created ON executions ({columns}, created_at DESC, id DESC)"
+    for name, columns in (
+        ("tenant", "tenant_id"),
+        ("tenant_status", "tenant_id, status"),
+        ("status", "status"),
+        ("workflow_name", "workflow_name"),
+        ("workflow_id", "workflow_id"),
+    )
+)
+
 _SCHEMA = (
     """
     CREATE TABLE IF NOT EXISTS events (
@@ -101,10 +121,8 @@ _SCHEMA = (
     )
     """,
     "CREATE INDEX IF NOT EXISTS executions_created ON executions (created_at DESC, id DESC)",
-    "CREATE INDEX IF NOT EXISTS executions_tenant ON executions (tenant_id)",
-    "CREATE INDEX IF NOT EXISTS executions_status ON executions (status)",
-    "CREATE INDEX IF NOT EXISTS executions_workflow_name ON executions (workflow_name)",
-    "CREATE INDEX IF NOT EXISTS executions_workflow_id ON executions (workflow_id)",
+    *(f"DROP INDEX IF EXISTS {name}" for name in _SINGLE_COLUMN_INDEXES),
+    *LIST_INDEXES,
     """
     CREATE TABLE IF NOT EXISTS idempotency_keys (
         tenant_id TEXT NOT NULL,
@@ -298,9 +316,10 @@ class PostgresEventStore(LeaseTables, EventStore):
         if not items:
             return
         with self._tx() as conn:
+            fenced: set[Fence] = set()  # each partition's epoch is checked once per transaction
             for execution_id, records, projection, fence in items:
                 if records or projection is not None:
-                    self._append_in(conn, execution_id, records, projection, fence)
+                    self._append_in(conn, execution_id, records, projection, fence, fenced)
 
     def _append_in(
         self,
@@ -309,8 +328,11 @@ class PostgresEventStore(LeaseTables, EventStore):
         records: Sequence[EventRecord],
         projection: ExecutionRow | None,
         fence: Fence | None,
+        fenced: set[Fence] | None = None,
     ) -> None:
-        if fence is not None:
+        if fence is not None and (fenced is None or fence not in fenced):
+            if fenced is not None:
+                fenced.add(fence)
             check_fence(conn, "%s", execution_id, fence, lock="FOR SHARE")
         rows = [
             (r.execution_id, r.seq, r.type, r.version, r.step, payload_json(r), _utc(r.recorded_at))

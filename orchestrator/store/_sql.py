@@ -41,13 +41,18 @@ SELECT_EVENT = "SELECT execution_id, seq, type, version, step, payload, recorded
 _FILTER_COLUMNS = ("tenant_id", "status", "workflow_name", "workflow_id")
 
 
+# What changes after an execution's first append; the other columns (its workflow, tenant, dialect,
+# placement, creation time) are fixed by its start. Updating only these keeps the list indexes on the
+# fixed columns untouched by every later append.
+MUTABLE_COLUMNS = ("status", "started_at", "completed_at", "duration_ms", "error", "last_seq")
+
+
 def upsert_execution_sql(placeholder: str) -> str:
-    """Insert a projection row, or overwrite every column but the id of the existing one."""
+    """Insert a projection row, or update the columns that can change of the existing one."""
     return (
         f"INSERT INTO executions ({', '.join(EXECUTION_COLUMNS)}) "
         f"VALUES ({', '.join(placeholder for _ in EXECUTION_COLUMNS)}) "
-        "ON CONFLICT (id) DO UPDATE SET "
-        + ", ".join(f"{c} = EXCLUDED.{c}" for c in EXECUTION_COLUMNS if c != "id")
+        "ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in MUTABLE_COLUMNS)
     )
 
 

@@ -98,10 +98,15 @@ CREATE TABLE IF NOT EXISTS executions (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS executions_created ON executions (created_at DESC, id DESC);
-CREATE INDEX IF NOT EXISTS executions_tenant ON executions (tenant_id);
-CREATE INDEX IF NOT EXISTS executions_status ON executions (status);
-CREATE INDEX IF NOT EXISTS executions_workflow_name ON executions (workflow_name);
-CREATE INDEX IF NOT EXISTS executions_workflow_id ON executions (workflow_id);
+DROP INDEX IF EXISTS executions_tenant;
+DROP INDEX IF EXISTS executions_status;
+DROP INDEX IF EXISTS executions_workflow_name;
+DROP INDEX IF EXISTS executions_workflow_id;
+CREATE INDEX IF NOT EXISTS executions_tenant_created ON executions (tenant_id, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS executions_tenant_status_created ON executions (tenant_id, status, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS executions_status_created ON executions (status, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS executions_workflow_name_created ON executions (workflow_name, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS executions_workflow_id_created ON executions (workflow_id, created_at DESC, id DESC);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     tenant_id TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -312,9 +317,10 @@ class SQLiteEventStore(LeaseTables, EventStore):
         if not items:
             return
         with self._write() as conn:
+            fenced: set[Fence] = set()  # each partition's epoch is checked once per transaction
             for execution_id, records, projection, fence in items:
                 if records or projection is not None:
-                    self._append_in(conn, execution_id, records, projection, fence)
+                    self._append_in(conn, execution_id, records, projection, fence, fenced)
 
     def _append_in(
         self,
@@ -323,8 +329,11 @@ class SQLiteEventStore(LeaseTables, EventStore):
         records: Sequence[EventRecord],
         projection: ExecutionRow | None,
         fence: Fence | None,
+        fenced: set[Fence] | None = None,
     ) -> None:
-        if fence is not None:
+        if fence is not None and (fenced is None or fence not in fenced):
+            if fenced is not None:
+                fenced.add(fence)
             check_fence(conn, "?", execution_id, fence)
         rows = [
             (
