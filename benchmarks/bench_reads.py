@@ -102,13 +102,75 @@ def measure(store: EventStore, count: int, queries: int) -> dict[str, Any]:
     return out
 
 
+def measure_server(count: int) -> dict[str, Any]:
+    """Through HTTP: GET of a 500-step execution against a 1-step one, and what a client polling the
+    500-step one does to everyone else's 1-step p50."""
+    import threading
+
+    import httpx
+
+    sys.path.insert(0, str(HERE))
+    from _server import running_server
+    from bench_workflows import EXECUTE, chain_request
+
+    def p50(client: httpx.Client, method: str, path: str, body: Any = None) -> float:
+        times = []
+        for _ in range(count):
+            t0 = time.perf_counter()
+            answer = client.request(method, path, json=body)
+            times.append(time.perf_counter() - t0)
+            assert answer.status_code < 300, answer.text
+        return statistics.median(times) * 1000
+
+    with (
+        running_server(placement="pooled", fast_proxy=False) as server,
+        httpx.Client(base_url=server.base_url, timeout=300) as client,
+    ):
+        small = client.post(EXECUTE, json=chain_request(1)).json()["id"]
+        large = client.post(EXECUTE, json=chain_request(500)).json()["id"]
+        get_small = p50(client, "GET", f"/api/v1/workflows/executions/{small}")
+        get_large = p50(client, "GET", f"/api/v1/workflows/executions/{large}")
+        alone = p50(client, "POST", EXECUTE, chain_request(1))
+        stop = threading.Event()
+
+        def poll() -> None:
+            with httpx.Client(base_url=server.base_url, timeout=300) as poller:
+                while not stop.is_set():
+                    poller.get(f"/api/v1/workflows/executions/{large}")
+
+        thread = threading.Thread(target=poll)
+        thread.start()
+        try:
+            polled = p50(client, "POST", EXECUTE, chain_request(1))
+        finally:
+            stop.set()
+            thread.join()
+    return {
+        "get_1_step_p50_ms": get_small,
+        "get_500_steps_p50_ms": get_large,
+        "get_500_vs_1": get_large / get_small,
+        "post_1_step_p50_ms": alone,
+        "post_1_step_p50_ms_with_a_poller": polled,
+        "poller_raises_p50_by": polled / alone - 1,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--executions", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--postgres", action="store_true")
+    parser.add_argument("--server", action="store_true", help="also GET through HTTP, and a poller's effect")
+    parser.add_argument("--store", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
+    if args.server:
+        results["server"] = measure_server(args.queries)
+    if not args.store:
+        print(json.dumps(results, indent=2))
+        return 0
     with tempfile.TemporaryDirectory() as root:
         store = open_store(f"sqlite:///{root}/events.db")
         results["sqlite"] = measure(store, args.executions, args.queries)

@@ -27,11 +27,12 @@ from orchestrator.core.definitions import WorkflowDef
 from orchestrator.core.errors import Conflict, NotFound, NotOwner, OrchestratorError
 from orchestrator.core.events import EVENT_TYPES, EventRecord, from_record
 from orchestrator.core.ids import new_execution_id
-from orchestrator.core.state import ExecutionState, fold
+from orchestrator.core.state import ExecutionState, evolve, fold
 from orchestrator.ray_errors import orchestrator_cause
 from orchestrator.runtime.host import actor_of, writer_fingerprint
 from orchestrator.runtime.placement import alive_nodes, host_supervisor, uses_sqlite
 from orchestrator.runtime.ports import RunnerFactory
+from orchestrator.server.folded_states import FoldedStates
 from orchestrator.server.routing import PartitionRouter
 from orchestrator.store.base import EventStore, IdempotencyKeyTaken, Page
 
@@ -52,6 +53,7 @@ class ExecutionService:
         self.fingerprint = writer_fingerprint(settings)
         self.count = store.partition_count(settings.partitions)
         self.router = PartitionRouter(store, settings.namespace, self.count)
+        self.folded = FoldedStates()
         self.supervisor = host_supervisor(settings, runner_factory)
         self._ready = False
         self._checked: asyncio.Task[None] | None = None
@@ -229,8 +231,26 @@ class ExecutionService:
         return await asyncio.to_thread(self.get, execution_id)
 
     def get(self, execution_id: str) -> ExecutionState:
-        records = self._execution_records(execution_id)
-        return fold(execution_id, (from_record(record) for record in records))
+        """The execution's state: folded from its log, or from the state last read plus the events
+        recorded since (:mod:`orchestrator.server.folded_states`)."""
+        cached = self.folded.get(execution_id)
+        if cached is None:
+            records = self._execution_records(execution_id)
+            state = fold(execution_id, (from_record(record) for record in records))
+        elif cached.terminal:
+            if self.store.get_execution(execution_id) is None:  # pruned since
+                self.folded.forget(execution_id)
+                raise NotFound(f"execution {execution_id!r} not found", code="EXECUTION_NOT_FOUND")
+            return cached
+        else:
+            newer = self.store.load(execution_id, after_seq=cached.last_seq)
+            if not newer:
+                return cached
+            state = cached.clone()
+            for record in newer:
+                evolve(state, from_record(record))
+        self.folded.put(state)
+        return state
 
     def events(self, execution_id: str) -> list[dict[str, Any]]:
         return [from_record(record).public() for record in self._execution_records(execution_id)]
