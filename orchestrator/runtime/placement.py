@@ -42,6 +42,31 @@ def wanted_hosts(node_ids: list[str], per_node: int) -> dict[str, str]:
     return {host_name(node, index): node for node in node_ids for index in range(per_node)}
 
 
+def placed_nodes(settings: Settings, home_node: str) -> list[str]:
+    """The nodes that get hosts: every alive node, or only ``home_node`` with the SQLite store."""
+    nodes = alive_nodes()
+    if uses_sqlite(settings) and len(nodes) > 1:
+        return [home_node]
+    return nodes
+
+
+def start_hosts(settings: Settings, runner_factory: RunnerFactory, nodes: list[str]) -> dict[str, Any]:
+    """Create (or find) the hosts ``nodes`` should run, each pinned to its node; returns their handles.
+    Idempotent (actors are found by name), so the supervisor and a starting ingress may both call it."""
+    wanted = wanted_hosts(nodes, hosts_per_node(settings, len(nodes)))
+    return {name: pinned_host(settings, runner_factory, name, node) for name, node in wanted.items()}
+
+
+def pinned_host(settings: Settings, runner_factory: RunnerFactory, name: str, node: str) -> Any:
+    """The pooled host ``name`` on ``node`` (hard affinity: a host never wanders to another node)."""
+    return pooled_host(
+        settings,
+        name,
+        runner_factory,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
+    )
+
+
 def alive_nodes() -> list[str]:
     return sorted(node["NodeID"] for node in ray.nodes() if node.get("Alive"))  # type: ignore[no-untyped-call]
 
@@ -89,13 +114,7 @@ class HostSupervisor:
             await asyncio.sleep(PLACEMENT_INTERVAL)
 
     async def _place(self) -> None:
-        nodes = await asyncio.to_thread(alive_nodes)
-        if uses_sqlite(self.settings) and len(nodes) > 1:
-            if self.last_error is None:
-                log.error(
-                    "the SQLite store is one machine's: execution hosts stay on node %s", self.home_node
-                )
-            nodes = [self.home_node]
+        nodes = await asyncio.to_thread(placed_nodes, self.settings, self.home_node)
         wanted = wanted_hosts(nodes, hosts_per_node(self.settings, len(nodes)))
         existing = await asyncio.to_thread(self._named_hosts)
         for name in sorted(existing - set(wanted)):
@@ -117,12 +136,7 @@ class HostSupervisor:
         }
 
     def _create(self, name: str, node: str) -> Any:
-        return pooled_host(
-            self.settings,
-            name,
-            self.runner_factory,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
-        )
+        return pinned_host(self.settings, self.runner_factory, name, node)
 
     async def _check(self, name: str, node: str) -> None:
         """A detached host left by a server started with other settings is replaced."""

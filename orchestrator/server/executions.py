@@ -30,7 +30,13 @@ from orchestrator.core.ids import new_execution_id
 from orchestrator.core.state import ExecutionState, evolve, fold
 from orchestrator.ray_errors import orchestrator_cause
 from orchestrator.runtime.host import actor_of, writer_fingerprint
-from orchestrator.runtime.placement import alive_nodes, host_supervisor, uses_sqlite
+from orchestrator.runtime.placement import (
+    alive_nodes,
+    host_supervisor,
+    placed_nodes,
+    start_hosts,
+    uses_sqlite,
+)
 from orchestrator.runtime.ports import RunnerFactory
 from orchestrator.server.folded_states import FoldedStates
 from orchestrator.server.routing import PartitionRouter
@@ -55,6 +61,8 @@ class ExecutionService:
         self.router = PartitionRouter(store, settings.namespace, self.count)
         self.folded = FoldedStates()
         self.supervisor = host_supervisor(settings, runner_factory)
+        # the hosts start now, alongside their supervisor (which would create them a process later)
+        start_hosts(settings, runner_factory, placed_nodes(settings, ray.get_runtime_context().get_node_id()))
         self._ready = False
         self._checked: asyncio.Task[None] | None = None
 
