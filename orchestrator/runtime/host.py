@@ -156,6 +156,8 @@ class ExecutionHost:
                 state = await execution.start(trigger)
             except BaseException:
                 self.executions.pop(execution_id, None)  # nothing was recorded: forget it
+                if self.dedicated is not None:  # e.g. its idempotency key was taken: no work here
+                    asyncio.get_running_loop().call_later(2.0, _exit_actor)
                 raise
             if state.terminal:
                 self.executions.pop(execution_id, None)
@@ -195,7 +197,9 @@ class ExecutionHost:
         current = self.executions.pop(self.dedicated, None)
         if current is not None:
             current.detach()
-        await self._load(self.dedicated)
+        execution = await self._load(self.dedicated)
+        if execution.state.terminal:  # it finished before this (re)creation: nothing to keep a process for
+            asyncio.get_running_loop().call_later(2.0, _exit_actor)
 
     async def stats(self) -> dict[str, Any]:
         await self.ready()

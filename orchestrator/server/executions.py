@@ -62,17 +62,26 @@ class ExecutionService:
         self.folded = FoldedStates()
         self.supervisor = host_supervisor(settings, runner_factory)
         # the hosts start now, alongside their supervisor (which would create them a process later)
-        start_hosts(settings, runner_factory, placed_nodes(settings, ray.get_runtime_context().get_node_id()))
+        self._hosts = start_hosts(
+            settings, runner_factory, placed_nodes(settings, ray.get_runtime_context().get_node_id())
+        )
         self._ready = False
         self._checked: asyncio.Task[None] | None = None
+        self._replaced_supervisor = False
 
     async def ready(self) -> bool:
         """True once the hosts are placed, have taken their partitions and resumed their executions,
         and every partition has an owner (waited for at most a lease expiry and a bit: leases left by
         a server that was killed expire before anyone may take them)."""
         if not self._ready:
+            # this node's hosts and the supervisor start in parallel; wait for the hosts themselves,
+            # and for the supervisor's placement only when it had to replace stale hosts
+            answers = await asyncio.gather(
+                *(host.ready.remote() for host in self._hosts.values()), return_exceptions=True
+            )
             await self._check_supervisor()
-            await self.supervisor.ready.remote()
+            if self._replaced_supervisor or any(isinstance(a, BaseException) for a in answers):
+                await self.supervisor.ready.remote()
             deadline = time.monotonic() + self.settings.lease_expire_seconds + 10
             while (await self.router.view(fresh=True)).unowned() and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
@@ -97,6 +106,7 @@ class ExecutionService:
             log.warning("the host supervisor was created with other settings; replacing it")
             ray.kill(self.supervisor, no_restart=True)
             self.supervisor = await _recreated(lambda: host_supervisor(self.settings, self.runner_factory))
+            self._replaced_supervisor = True
 
     async def host_stats(self) -> dict[str, Any]:
         """What /health tells: every host with its node, partitions and lease epochs, and the
