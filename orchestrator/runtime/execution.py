@@ -158,7 +158,6 @@ class Execution:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._attempts: dict[str, int] = {}  # the attempt each task in _tasks runs
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._done = asyncio.Event()
         self._firing: set[asyncio.Task[None]] = set()
         self._detached = False
         self._released = asyncio.Event()  # done, or detached: a waiter has nothing more to wait for
@@ -183,7 +182,6 @@ class Execution:
     def _adopt(self, records: list[EventRecord]) -> ExecutionState:
         self.state = fold(self.execution_id, (from_record(r) for r in records))
         if self.state.terminal:
-            self._done.set()
             self._released.set()
         return self.state
 
@@ -473,7 +471,6 @@ class Execution:
 
     def _finish(self) -> None:
         self._drop_work()
-        self._done.set()
         self._released.set()
         if self._on_terminal is not None:
             self._on_terminal(self)

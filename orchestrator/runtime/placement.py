@@ -148,7 +148,7 @@ class HostSupervisor:
         if fingerprint != self.fingerprint:
             log.warning("execution host %s was created with other settings; replacing it", name)
             await self._retire(name)
-            self.hosts[name] = await _recreated(lambda: self._create(name, node))
+            self.hosts[name] = await recreated(lambda: self._create(name, node))
         self._checked.add(name)
 
     async def _retire(self, name: str) -> None:
@@ -166,7 +166,7 @@ class HostSupervisor:
         self._checked.discard(name)
 
 
-async def _recreated(create: Any) -> Any:
+async def recreated(create: Any) -> Any:
     """A killed named actor's name is freed asynchronously: retry the creation until it is."""
     for _ in range(100):
         try:

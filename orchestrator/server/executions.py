@@ -34,6 +34,7 @@ from orchestrator.runtime.placement import (
     alive_nodes,
     host_supervisor,
     placed_nodes,
+    recreated,
     start_hosts,
     uses_sqlite,
 )
@@ -105,7 +106,7 @@ class ExecutionService:
         if fingerprint != self.fingerprint:
             log.warning("the host supervisor was created with other settings; replacing it")
             ray.kill(self.supervisor, no_restart=True)
-            self.supervisor = await _recreated(lambda: host_supervisor(self.settings, self.runner_factory))
+            self.supervisor = await recreated(lambda: host_supervisor(self.settings, self.runner_factory))
             self._replaced_supervisor = True
 
     async def host_stats(self) -> dict[str, Any]:
@@ -390,16 +391,6 @@ def _check_same_request(key: str, bound_hash: str | None, request_hash: str | No
             code="IDEMPOTENCY_KEY_REUSED",
             details={"idempotency_key": key},
         )
-
-
-async def _recreated(create: Any) -> Any:
-    """A killed named actor's name is freed asynchronously: retry the creation until it is."""
-    for _ in range(100):
-        try:
-            return create()
-        except ValueError:  # the name is still taken by the dying actor
-            await asyncio.sleep(0.1)
-    return create()
 
 
 def _unavailable(message: str, *, retry_after: int = 2) -> OrchestratorError:
