@@ -129,6 +129,38 @@ class EventStoreContract:
         yield other
         other.close()
 
+    def test_closing_under_running_appends_waits_for_them(self, store_url: str) -> None:
+        """close() while other threads are inside the store: no crash (sqlite3 and libpq segfault on a
+        connection closed under a statement), every append either landed or failed with StoreError."""
+        store = open_store(store_url)
+        landed: dict[str, int] = {}
+        errors: list[BaseException] = []
+
+        def keep_appending(writer: int) -> None:
+            execution_id = f"wf_exec_close_{writer}"
+            for seq in range(1, 10_000):
+                try:
+                    store.append(execution_id, [record(execution_id, seq)])
+                except StoreError as exc:
+                    errors.append(exc)
+                    return
+                landed[execution_id] = seq
+
+        threads = [threading.Thread(target=keep_appending, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)
+        store.close()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert len(errors) == 4 and all("closed" in str(e) for e in errors)
+        reopened = open_store(store_url)
+        try:
+            for execution_id, seq in landed.items():
+                assert reopened.load(execution_id)[-1].seq == seq
+        finally:
+            reopened.close()
+
     # -- append and load --------------------------------------------------------------------------------
     def test_typed_events_roundtrip(self, store: EventStore) -> None:
         events: list[ev.Event] = [

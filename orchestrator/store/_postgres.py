@@ -31,6 +31,7 @@ from orchestrator.core.errors import ConcurrencyConflict, Conflict, StoreError
 from orchestrator.core.events import EventRecord, payload_json
 from orchestrator.core.state import TERMINAL_STATUSES
 from orchestrator.store import check_sequence, latest_versions, version_exists_message, version_key
+from orchestrator.store._in_use import OperationsInUse
 from orchestrator.store._leases import LEASE_SCHEMA, LeaseTables, check_fence
 from orchestrator.store._sql import (
     SELECT_API_KEY,
@@ -227,7 +228,7 @@ class PostgresEventStore(LeaseTables, EventStore):
         self._local = threading.local()
         self._connections: list[Conn] = []
         self._connections_lock = threading.Lock()
-        self._closed = False
+        self._in_use = OperationsInUse()
         with self._tx() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_ID,))
             for statement in (*_SCHEMA, *LEASE_SCHEMA):
@@ -252,8 +253,8 @@ class PostgresEventStore(LeaseTables, EventStore):
         conn: Conn | None = getattr(self._local, "conn", None)
         if conn is not None and not conn.closed and not conn.broken:
             return conn
-        if self._closed:
-            raise StoreError(f"event store {self!r} is closed")
+        if self._in_use.closed:
+            raise self._closed_error()
         try:
             conn = psycopg.connect(self.url, autocommit=False, connect_timeout=self._connect_timeout_s)
             # Session time zone UTC, so timestamptz values come back in UTC without a conversion per row.
@@ -269,17 +270,18 @@ class PostgresEventStore(LeaseTables, EventStore):
     @contextlib.contextmanager
     def _tx(self) -> Iterator[Conn]:
         """One transaction; driver errors leave as StoreError (ConcurrencyConflict is raised inside)."""
-        conn = self._conn()
-        try:
-            with conn.transaction():
-                yield conn
-        except psycopg.Error as exc:
-            if conn.broken or conn.closed:
-                # The next call on this thread reconnects instead of failing forever.
-                self._local.conn = None
-                with self._connections_lock, contextlib.suppress(ValueError):
-                    self._connections.remove(conn)
-            raise StoreError(f"PostgreSQL event store {self!r}: {exc}") from exc
+        with self._in_use.enter(self._closed_error):
+            conn = self._conn()
+            try:
+                with conn.transaction():
+                    yield conn
+            except psycopg.Error as exc:
+                if conn.broken or conn.closed:
+                    # The next call on this thread reconnects instead of failing forever.
+                    self._local.conn = None
+                    with self._connections_lock, contextlib.suppress(ValueError):
+                        self._connections.remove(conn)
+                raise StoreError(f"PostgreSQL event store {self!r}: {exc}") from exc
 
     @contextlib.contextmanager
     def _lease_tx(self) -> Iterator[tuple[Any, float]]:
@@ -289,8 +291,12 @@ class PostgresEventStore(LeaseTables, EventStore):
             assert row is not None
             yield conn, float(row[0])
 
+    def _closed_error(self) -> StoreError:
+        return StoreError(f"event store {self!r} is closed")
+
     def close(self) -> None:
-        self._closed = True
+        if not self._in_use.close(30.0):
+            return
         with self._connections_lock:
             connections, self._connections = self._connections, []
         for conn in connections:

@@ -35,6 +35,7 @@ from orchestrator.core.errors import ConcurrencyConflict, Conflict, StoreError
 from orchestrator.core.events import EventRecord, payload_json
 from orchestrator.core.state import TERMINAL_STATUSES
 from orchestrator.store import check_sequence, latest_versions, version_exists_message, version_key
+from orchestrator.store._in_use import OperationsInUse
 from orchestrator.store._leases import LEASE_SCHEMA, LeaseTables, check_fence
 from orchestrator.store._sql import (
     SELECT_API_KEY,
@@ -210,7 +211,7 @@ class SQLiteEventStore(LeaseTables, EventStore):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        self._closed = False
+        self._in_use = OperationsInUse()
         conn = self._conn()
         # Not executescript(): it commits first, which would drop the write lock that makes two
         # processes opening a fresh file at once take turns.
@@ -230,8 +231,8 @@ class SQLiteEventStore(LeaseTables, EventStore):
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
-        if self._closed:
-            raise StoreError(f"event store {str(self.path)!r} is closed")
+        if self._in_use.closed:
+            raise self._closed_error()
         try:
             # isolation_level=None: the driver opens no implicit transactions; every transaction
             # here is explicit, so BEGIN IMMEDIATE really is the first statement of a write.
@@ -256,20 +257,21 @@ class SQLiteEventStore(LeaseTables, EventStore):
     @contextlib.contextmanager
     def _write(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
         """A write transaction holding SQLite's write lock from its first statement."""
-        conn = conn or self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot start a write on {str(self.path)!r}: {exc}") from exc
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"SQLite event store {str(self.path)!r}: {exc}") from exc
-            raise
+        with self._in_use.enter(self._closed_error):
+            conn = conn or self._conn()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot start a write on {str(self.path)!r}: {exc}") from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"SQLite event store {str(self.path)!r}: {exc}") from exc
+                raise
 
     @contextlib.contextmanager
     def _lease_tx(self) -> Iterator[tuple[Any, float]]:
@@ -280,18 +282,24 @@ class SQLiteEventStore(LeaseTables, EventStore):
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A read transaction, so that several queries see one snapshot."""
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN")
-            yield conn
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite event store {str(self.path)!r}: {exc}") from exc
-        finally:
-            if conn.in_transaction:
-                conn.execute("COMMIT")
+        with self._in_use.enter(self._closed_error):
+            conn = self._conn()
+            try:
+                conn.execute("BEGIN")
+                yield conn
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite event store {str(self.path)!r}: {exc}") from exc
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+
+    def _closed_error(self) -> StoreError:
+        return StoreError(f"event store {str(self.path)!r} is closed")
 
     def close(self) -> None:
-        self._closed = True
+        # A write waits at most the busy timeout for the lock, then runs for milliseconds.
+        if not self._in_use.close(self._busy_timeout_s + 10.0):
+            return
         with self._connections_lock:
             connections, self._connections = self._connections, []
         for conn in connections:
@@ -559,7 +567,8 @@ class SQLiteEventStore(LeaseTables, EventStore):
     def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
         # One statement needs no explicit transaction (autocommit reads one snapshot).
         try:
-            rows = self._conn().execute(f"{SELECT_API_KEY} WHERE id = ?", (key_id,)).fetchall()
+            with self._in_use.enter(self._closed_error):
+                rows = self._conn().execute(f"{SELECT_API_KEY} WHERE id = ?", (key_id,)).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite event store {str(self.path)!r}: {exc}") from exc
         return row_to_api_key(rows[0], _parse_ts) if rows else None
