@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import ray
@@ -102,6 +103,58 @@ async def test_a_dedicated_execution_whose_actor_is_gone_is_recovered(server: Se
 
     eventually(completed, timeout=90, interval=0.5)
     assert engine.get(state.execution_id).output == {"final_result": state.execution_id}
+    store.close()
+
+
+def _napping_workflow(name: str) -> Any:
+    return parse_workflow(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "steps": [
+                    {"name": "nap", "type": "wait", "duration": "3s"},
+                    {"name": "after", "type": "transform", "value": "done", "depends_on": ["nap"]},
+                ]
+            },
+        }
+    )
+
+
+async def test_a_dedicated_host_killed_for_good_is_made_again_by_the_next_call(server: ServerInfo) -> None:
+    """Its partition's owner keeps a handle to the dead actor; a call through it must not fail
+    forever: the owner forgets the dead handle, the ingress retries, and the host is made again."""
+    settings = Settings(data_dir=server.data_dir, namespace=server.namespace, placement="dedicated")
+    store = open_store(settings.store_url)
+    engine = ExecutionService(settings, store, AgentStepRunner)
+    state = await engine.start(
+        _napping_workflow("dedicated-killed"), input={}, user={"id": 1}, tenant_id="default", wait=False
+    )
+    name = DEDICATED_NAME.format(execution_id=state.execution_id)
+    ray.kill(ray.get_actor(name, namespace=server.namespace), no_restart=True)
+    eventually(lambda: not _actor_exists(name, server.namespace), timeout=30)
+
+    final = await engine.wait(state.execution_id, 60)
+    assert final.status == "completed" and final.output == {"final_result": "done"}
+    store.close()
+
+
+async def test_a_crashed_dedicated_host_resumes_its_execution_itself(server: ServerInfo) -> None:
+    """Ray restarts a crashed dedicated host with the arguments it was made with; nobody calls it, so
+    it must load and resume its execution on its own."""
+    settings = Settings(data_dir=server.data_dir, namespace=server.namespace, placement="dedicated")
+    store = open_store(settings.store_url)
+    engine = ExecutionService(settings, store, AgentStepRunner)
+    state = await engine.start(
+        _napping_workflow("dedicated-crashed"), input={}, user={"id": 1}, tenant_id="default", wait=False
+    )
+    name = DEDICATED_NAME.format(execution_id=state.execution_id)
+    ray.kill(ray.get_actor(name, namespace=server.namespace), no_restart=False)
+
+    def completed() -> bool:
+        row = store.get_execution(state.execution_id)
+        return row is not None and row.status == "completed"
+
+    eventually(completed, timeout=60, interval=0.5)
     store.close()
 
 

@@ -111,6 +111,7 @@ class ExecutionHost:
         self.health = StoreHealth()
         self.executions: dict[str, Execution] = {}
         self.dedicated_hosts: dict[str, Any] = {}  # execution id -> its dedicated host (owner side)
+        self.unadopted: dict[str, Fence] = {}  # dedicated executions whose host could not be made
         self.count = self.store.partition_count(settings.partitions)
         self.owned: dict[int, int] = {}  # partition -> lease epoch
         self.draining: dict[int, float] = {}  # partition -> monotonic time its drain began
@@ -128,6 +129,7 @@ class ExecutionHost:
             self._keeper = loop.create_task(self._keep_leases())
         else:
             self._first_tick.set()
+            self._keeper = loop.create_task(self._resume_own())
         self._retention: asyncio.Task[None] | None = None
         if settings.retention_days and dedicated is None:
             self._retention = loop.create_task(self._prune_forever(settings.retention_days))
@@ -147,7 +149,7 @@ class ExecutionHost:
         fence = self._fence(execution_id, new=True)
         if self.dedicated is None and trigger.placement == "dedicated":
             handle = self._dedicated_host(execution_id, fence)
-            return await _forward(handle.start.remote(execution_id, trigger))
+            return await self._forward(execution_id, handle, handle.start.remote(execution_id, trigger))
         execution = self.executions.get(execution_id)
         if execution is None:
             execution = self._new(execution_id, fence)
@@ -167,7 +169,7 @@ class ExecutionHost:
         target = await self._target(execution_id)
         if isinstance(target, Execution):
             return await target.wait(timeout)
-        return await _forward(target.wait.remote(execution_id, timeout))
+        return await self._forward(execution_id, target, target.wait.remote(execution_id, timeout))
 
     async def cancel(
         self,
@@ -179,7 +181,8 @@ class ExecutionHost:
     ) -> ExecutionState:
         target = await self._target(execution_id)
         if not isinstance(target, Execution):
-            return await _forward(target.cancel.remote(execution_id, reason, key_id=key_id, user=user))
+            ref = target.cancel.remote(execution_id, reason, key_id=key_id, user=user)
+            return await self._forward(execution_id, target, ref)
         if target.state.terminal:
             raise Conflict(
                 f"execution {execution_id!r} already finished with status {target.state.status!r}",
@@ -199,6 +202,22 @@ class ExecutionHost:
             current.detach()
         execution = await self._load(self.dedicated)
         if execution.state.terminal:  # it finished before this (re)creation: nothing to keep a process for
+            asyncio.get_running_loop().call_later(2.0, _exit_actor)
+
+    async def _resume_own(self) -> None:
+        """Dedicated host: Ray restarts a crashed one with the arguments it was made with, and nobody
+        else would resume its execution. So it loads the execution itself under the fence it was made
+        with; if the partition moved since, its first append is refused and the new owner adopts it. A
+        new execution has no log yet: its start is on the way."""
+        assert self.dedicated is not None
+        try:
+            execution = await self._load(self.dedicated)
+        except NotFound:
+            return
+        except Exception:
+            log.exception("dedicated host %s cannot load its execution; its owner adopts it", self.name)
+            return
+        if execution.state.terminal:
             asyncio.get_running_loop().call_later(2.0, _exit_actor)
 
     async def stats(self) -> dict[str, Any]:
@@ -223,6 +242,7 @@ class ExecutionHost:
                 self.health.last_store_error_at.isoformat() if self.health.last_store_error_at else None
             ),
             "stalled_executions": len(self.health.stalled),
+            "unadopted_dedicated": len(self.unadopted),
         }
 
     async def writer_fingerprint(self) -> str:
@@ -275,9 +295,13 @@ class ExecutionHost:
         if handle is not None:
             return handle
         execution = self.executions.get(execution_id) or await self._load(execution_id)
-        if self.dedicated is None and execution.state.placement == "dedicated":
+        if (
+            self.dedicated is None
+            and execution.state.placement == "dedicated"
+            and not execution.state.terminal
+        ):
             return self._dedicated_host(execution_id, fence, adopt=True)
-        return execution
+        return execution  # a finished dedicated execution is answered from its log: no process for it
 
     def _dedicated_host(self, execution_id: str, fence: Fence, *, adopt: bool = False) -> Any:
         """Create (or find) the dedicated host of an execution of one of this host's partitions.
@@ -285,15 +309,59 @@ class ExecutionHost:
         handle = dedicated_host(self.settings, execution_id, self._runner_factory, fence)
         self.dedicated_hosts[execution_id] = handle
         if adopt:
-            handle.adopt.remote(fence)
+            self.unadopted.pop(execution_id, None)
+            adopting = asyncio.get_running_loop().create_task(self._adopt(execution_id, handle, fence))
+            self._resuming.add(adopting)
+            adopting.add_done_callback(self._resuming.discard)
         return handle
+
+    async def _adopt(self, execution_id: str, handle: Any, fence: Fence) -> None:
+        """Hand a dedicated host its fence. If that fails (the actor died, its start failed, its name
+        was still held by a dying one), the execution is kept and its host made again next lease round:
+        nothing else would ever resume it."""
+        try:
+            await handle.adopt.remote(fence)
+        except Exception as exc:
+            log.warning("dedicated host of %s did not adopt it (%s); retrying", execution_id, exc)
+            if self.dedicated_hosts.get(execution_id) is handle:
+                del self.dedicated_hosts[execution_id]
+            self.unadopted[execution_id] = fence
+
+    def _retry_adoptions(self) -> None:
+        for execution_id, fence in list(self.unadopted.items()):
+            del self.unadopted[execution_id]
+            if self.owned.get(fence.partition) != fence.epoch:
+                continue  # the partition moved: its new owner resumes the execution
+            try:
+                self._dedicated_host(execution_id, fence, adopt=True)
+            except Exception as exc:
+                log.warning("cannot make the dedicated host of %s yet: %s", execution_id, exc)
+                self.unadopted[execution_id] = fence
+
+    async def _forward(self, execution_id: str, handle: Any, ref: Any) -> ExecutionState:
+        """A call forwarded to a dedicated host: its orchestrator errors reach the caller as
+        themselves. A dead dedicated host is forgotten and the caller told to retry (NOT_OWNER), so the
+        retry makes it again instead of calling the dead one forever."""
+        try:
+            result: ExecutionState = await ref
+        except ray.exceptions.RayTaskError as exc:
+            cause = orchestrator_cause(exc)
+            if cause is not None:
+                raise cause from None
+            raise
+        except ray.exceptions.RayActorError as exc:
+            if self.dedicated_hosts.get(execution_id) is handle:
+                del self.dedicated_hosts[execution_id]
+            raise NotOwner(f"the dedicated host of execution {execution_id!r} is gone; retry") from exc
+        return result
 
     def _on_fenced(self, execution: Execution) -> None:
         """An append was refused: the partition moved. Drop all of it; the next lease round agrees."""
         self.fenced_appends += 1
         fence = execution.fence
         if self.dedicated is not None or fence is None:
-            self.executions.pop(execution.execution_id, None)
+            if self.executions.get(execution.execution_id) is execution:  # not one adopted since
+                del self.executions[execution.execution_id]
             return
         if self.owned.get(fence.partition) == fence.epoch:
             self._drop({fence.partition})
@@ -306,6 +374,8 @@ class ExecutionHost:
                 del self.executions[execution_id]
         for execution_id in [e for e in self.dedicated_hosts if partition_of(e, self.count) in partitions]:
             del self.dedicated_hosts[execution_id]
+        for execution_id in [e for e in self.unadopted if partition_of(e, self.count) in partitions]:
+            del self.unadopted[execution_id]
         for partition in partitions:
             self.owned.pop(partition, None)
             self.draining.pop(partition, None)
@@ -320,6 +390,7 @@ class ExecutionHost:
             try:
                 acquired = await self._lease_round()
                 self.last_lease_error = None
+                self._retry_adoptions()
                 if acquired:
                     # its own task: a large backlog must not delay the next renewal
                     resuming = asyncio.get_running_loop().create_task(self._resume(acquired))
@@ -447,13 +518,16 @@ class ExecutionHost:
             row = await asyncio.to_thread(self.store.get_execution, execution_id)
             if row is None:
                 continue
+            fence = Fence(partition, acquired[partition])
             try:
                 if row.placement == "dedicated":
-                    self._dedicated_host(execution_id, Fence(partition, acquired[partition]), adopt=True)
+                    self._dedicated_host(execution_id, fence, adopt=True)
                 else:
                     await self._load(execution_id)
             except Exception:
                 log.exception("cannot resume execution %s", execution_id)
+                if row.placement == "dedicated":
+                    self.unadopted[execution_id] = fence  # made again next lease round
                 continue
             resumed += 1
             if resumed % 200 == 0:
@@ -518,18 +592,6 @@ def _ray_identity() -> tuple[str, str]:
         return "local", "local"
     context = ray.get_runtime_context()
     return context.get_node_id(), str(context.gcs_address)
-
-
-async def _forward(ref: Any) -> ExecutionState:
-    """A call forwarded to a dedicated host: its orchestrator errors reach the caller as themselves."""
-    try:
-        result: ExecutionState = await ref
-    except ray.exceptions.RayTaskError as exc:
-        cause = orchestrator_cause(exc)
-        if cause is not None:
-            raise cause from None
-        raise
-    return result
 
 
 def _exit_actor() -> None:
