@@ -29,10 +29,6 @@ from typing import Any
 
 import httpx
 
-# Settings of Ray Serve's fast path (DESIGN.md, "Measuring"). They are read by Ray at import time in
-# every process, so they must be in the environment before Ray starts.
-FAST_PROXY_ENV = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
-
 HOST_TITLE = "ray::ExecutionHost"
 
 
@@ -62,7 +58,9 @@ def _healthy(base_url: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_server(*, placement: str, fast_proxy: bool, startup_timeout: float = 240.0) -> Iterator[Server]:
+def running_server(
+    *, placement: str = "pooled", fast_proxy: bool = True, startup_timeout: float = 240.0
+) -> Iterator[Server]:
     """Start Ray and the Serve app in this process; stop both and delete the data directory after.
 
     ``ORCH_*`` and ``RAY_*`` variables already in the environment (``bench_workflows.py --env``) are kept
@@ -80,25 +78,8 @@ def running_server(*, placement: str, fast_proxy: bool, startup_timeout: float =
         "ORCH_PLACEMENT": placement,
         "ORCH_HOSTS_PER_NODE": os.environ.get("ORCH_HOSTS_PER_NODE", "2"),
     }
-    if fast_proxy:
-        env.update(FAST_PROXY_ENV)
-        # HAProxy's files and auxiliary ports default to fixed, machine-wide values
-        # (/tmp/haproxy-serve, :8404, :9101): give this instance its own, so that it cannot collide
-        # with another Ray instance on the machine.
-        # Ray appends a 56-character directory to these paths and HAProxy caps socket paths at 97
-        # characters: keep the base short
-        haproxy_dir = Path(tempfile.mkdtemp(prefix="ohp-", dir="/tmp"))
-        cleanup.append(haproxy_dir)
-        env.update(
-            {
-                "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(haproxy_dir / "haproxy.cfg"),
-                "RAY_SERVE_HAPROXY_SOCKET_PATH": str(haproxy_dir / "admin.sock"),
-                "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(haproxy_dir),
-                "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(haproxy_dir / "server-state"),
-                "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
-                "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
-            }
-        )
+    # the server gives HAProxy private files and ports of its own (orchestrator.server.serve_config)
+    env["ORCH_FAST_PROXY"] = "1" if fast_proxy else "0"
     os.environ.pop("RAY_ADDRESS", None)  # always a Ray instance of our own
     os.environ.update(env)
 

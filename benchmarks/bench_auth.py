@@ -86,7 +86,7 @@ async def in_process(calls: int) -> dict[str, float]:
 
 def over_http(auth: str, requests: int, warmup: int) -> dict[str, Any]:
     os.environ["ORCH_AUTH"] = auth
-    with running_server(placement="pooled", fast_proxy=False) as server:
+    with running_server() as server:
         headers: dict[str, str] = {}
         if auth == "api_key":
             command = [sys.executable, "-m", "orchestrator.server.cli", "keys", "create"]

@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
-    with running_server(placement="pooled", fast_proxy=False) as server:
+    with running_server() as server:
         probe(server.base_url, 5, 20)  # warm-up
         idle = probe(server.base_url, args.seconds, args.probes)
         tally = Hostile()

@@ -123,7 +123,7 @@ def measure_server(count: int) -> dict[str, Any]:
         return statistics.median(times) * 1000
 
     with (
-        running_server(placement="pooled", fast_proxy=False) as server,
+        running_server() as server,
         httpx.Client(base_url=server.base_url, timeout=300) as client,
     ):
         small = client.post(EXECUTE, json=chain_request(1)).json()["id"]

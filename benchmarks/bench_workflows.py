@@ -22,7 +22,7 @@ Every loop is bounded by a count and a time budget. Usage::
 
     python benchmarks/bench_workflows.py --quick                  # smoke run, a few minutes
     python benchmarks/bench_workflows.py                          # pooled then dedicated
-    python benchmarks/bench_workflows.py --fast-proxy both --json results.json
+    python benchmarks/bench_workflows.py --fast-proxy both --json results.json  # also Serve's own proxy
 """
 
 from __future__ import annotations
@@ -736,18 +736,11 @@ def measure_memory_dedicated(server: Any, profile: Profile) -> dict[str, Any]:
 
 
 def fast_proxy_status(server: Any) -> dict[str, Any]:
-    """Did Ray take the fast-path settings? Constants as Ray parsed them, and who listens on the port."""
+    """Did the server take the fast path? Its HAProxy processes, and who listens on the port."""
     import _server as srv
-    from ray.serve._private import constants
 
     haproxy = [proc for proc in srv.descendants() if "haproxy" in srv.title(proc)]
-    return {
-        "RAY_SERVE_THROUGHPUT_OPTIMIZED": bool(constants.RAY_SERVE_THROUGHPUT_OPTIMIZED),
-        "RAY_SERVE_ENABLE_HA_PROXY": bool(constants.RAY_SERVE_ENABLE_HA_PROXY),
-        "RAY_SERVE_ENABLE_DIRECT_INGRESS": bool(constants.RAY_SERVE_ENABLE_DIRECT_INGRESS),
-        "haproxy_processes": len(haproxy),
-        "listener": srv.listener_of(server.port),
-    }
+    return {"haproxy_processes": len(haproxy), "listener": srv.listener_of(server.port)}
 
 
 # -- one configuration, in a child process --------------------------------------------------------------
@@ -867,7 +860,7 @@ def run_child(
     profile_dir: Path | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    label = f"{placement}{' + fast proxy' if fast_proxy else ''}"
+    label = f"{placement}{'' if fast_proxy else ' + Serve proxy'}"
     tag = "-".join(f"{k}={v}" for k, v in (extra_env or {}).items())
     out = workdir / f"{placement}-{'fast' if fast_proxy else 'default'}{'-' + tag if tag else ''}.json"
     log_path = out.with_suffix(".log")
@@ -938,7 +931,7 @@ def _fmt(value: float | None, unit: str, target: float | None = None, higher: bo
 
 def table(results: list[dict[str, Any]]) -> str:
     labels = [
-        f"{r['placement']}{' +fast' if r.get('fast_proxy') else ''}"
+        f"{r['placement']}{'' if r.get('fast_proxy', True) else ' +serve-proxy'}"
         + "".join(
             f" {k.removeprefix('ORCH_').removeprefix('RAY_SERVE_')}={v}"
             for k, v in r.get("extra_env", {}).items()
@@ -1069,9 +1062,9 @@ def main(argv: list[str] | None = None) -> int:
         "--fast-proxy",
         nargs="?",
         const="on",
-        default="off",
+        default="on",
         choices=["off", "on", "both"],
-        help="RAY_SERVE_THROUGHPUT_OPTIMIZED=1 + RAY_SERVE_ENABLE_HA_PROXY=1 (bare flag: on; both: compare)",
+        help="the server's ORCH_FAST_PROXY (default on, as the server's; off: Serve's own proxy; both: compare)",
     )
     parser.add_argument("--quick", action="store_true", help="a fast smoke run")
     parser.add_argument("--json", type=Path, help="write all results to this file")

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     planner_min_replicas: int | None = Field(default=None, ge=0)
     planner_max_replicas: int | None = Field(default=None, ge=1)
     planner_target_ongoing_requests: float = Field(default=4.0, gt=0)
+    fast_proxy: bool = Field(
+        default=True,
+        description="Serve's throughput mode behind HAProxy, every listener on ORCH_HOST (off: Serve's proxy)",
+    )
     proxy_location: Literal["EveryNode", "HeadOnly", "Disabled"] = Field(
         default="EveryNode", description="where Serve runs HTTP proxies (each node's on ORCH_PORT)"
     )

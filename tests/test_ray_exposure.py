@@ -140,3 +140,38 @@ def test_no_non_loopback_ray_listener_accepts_a_connection_without_the_token(ser
     assert open_without_token == []
     # the probe is not vacuous: the same calls succeed with the token (GCS, raylet, workers at least)
     assert reached_with_token >= 3
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def test_the_fast_path_is_the_default_and_listens_only_on_the_servers_host(server: ServerInfo) -> None:
+    """Ray's HA proxy mode binds HAProxy's stats page and Prometheus frontend (and, without an explicit
+    host, the replicas' HTTP servers) on all interfaces; the server puts every one on its host."""
+    pids = _descendants(os.getpid())
+    haproxy = [pid for pid in pids if _comm(pid) == "haproxy"]
+    assert haproxy, "HAProxy (Serve's fast path) runs by default"
+    bound = list(_listeners(haproxy))
+    port = int(server.base_url.rsplit(":", 1)[1])
+    assert ("127.0.0.1", port) in bound  # HAProxy answers on the server's port
+    assert len(bound) >= 3  # and its stats page and Prometheus frontend
+    assert [a for a, _ in bound if not a.startswith(LOOPBACK)] == []
+    replicas = [pid for pid in pids if _comm(pid).startswith("ray::ServeRepl")]
+    http_ports = [(a, p) for a, p in _listeners(replicas) if _http_answers(_target(a), p)]
+    assert http_ports and all(a.startswith(LOOPBACK) for a, _ in http_ports)
+    for pid in haproxy:  # the admin socket Ray creates with mode 666
+        config = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        text = Path(config[config.index(b"-f") + 1].decode()).read_text()
+        assert "mode 666" not in text and "mode 600" in text
+
+
+def _http_answers(host: str, port: int) -> bool:
+    try:
+        httpx.get(f"http://{host}:{port}/health", timeout=5)
+    except httpx.HTTPError:
+        return False
+    return True

@@ -8,12 +8,15 @@ import secrets
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+
+from orchestrator.server.serve_config import ServeListeners, remove_scratch, serve_listeners
 
 if TYPE_CHECKING:
     from orchestrator.config import Settings
@@ -26,6 +29,7 @@ keys_app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
+_listeners: ServeListeners | None = None  # this process's server: HAProxy's private files, removed at stop
 
 
 @app.callback()
@@ -41,8 +45,12 @@ def serve(
     placement: Annotated[str, typer.Option(help="pooled or dedicated execution actors")] = "",
     database_url: Annotated[str, typer.Option(help="postgresql://... (default: SQLite in data-dir)")] = "",
     fast_proxy: Annotated[
-        bool, typer.Option(help="Ray Serve's throughput mode and HAProxy ingress (see README)")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--fast-proxy/--no-fast-proxy",
+            help="Ray Serve's throughput mode behind HAProxy (default: on; off: Serve's own proxy)",
+        ),
+    ] = None,
     auth: Annotated[
         str, typer.Option(help="off or api_key (default: api_key unless the host is a loopback address)")
     ] = "",
@@ -65,8 +73,8 @@ def serve(
     if auth:
         os.environ["ORCH_AUTH"] = auth
     _refuse_open_network(host, insecure=insecure)  # before anything starts
-    if fast_proxy:
-        os.environ["ORCH_FAST_PROXY"] = "1"
+    if fast_proxy is not None:
+        os.environ["ORCH_FAST_PROXY"] = "1" if fast_proxy else "0"
     os.environ["ORCH_PORT"] = str(port)
     os.environ["ORCH_HOST"] = host
     os.environ["ORCH_DATA_DIR"] = str(data_dir.expanduser().resolve())
@@ -112,20 +120,27 @@ def start_server(*, wait: bool) -> str | None:
     address = os.environ.get("RAY_ADDRESS")
     if not address:
         _secure_local_cluster(settings.data_dir)
-    if os.environ.get("ORCH_FAST_PROXY") == "1":
-        # read by Serve's processes at start: must be set before Ray starts them
-        os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
-        os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
+    global _listeners
+    remove_scratch(_listeners)
+    if address:
+        _listeners = ServeListeners(
+            env={}, http_options={"host": settings.host, "port": settings.port}, scratch=None
+        )
+    else:
+        _listeners = serve_listeners(settings)
     started = time.perf_counter()
-    context = ray.init(
-        # "local": a cluster of our own, never one some `ray start` left on this machine
-        address=address or "local",
-        namespace=settings.namespace,
-        log_to_driver=True,
-        runtime_env={"env_vars": _orch_env()},
-        # a joined cluster has the dashboard its head was started with
-        **({} if address else _dashboard_options(settings)),
-    )
+    # Serve's processes read it when Ray starts them (they inherit the raylet's environment); put back
+    # after, so that processes this one starts later (a `ray start`, another server) do not inherit it
+    with _environment(_listeners.env):
+        context = ray.init(
+            # "local": a cluster of our own, never one some `ray start` left on this machine
+            address=address or "local",
+            namespace=settings.namespace,
+            log_to_driver=True,
+            runtime_env={"env_vars": _orch_env()},
+            # a joined cluster has the dashboard its head was started with
+            **({} if address else _dashboard_options(settings)),
+        )
     from orchestrator.runtime.placement import alive_nodes, uses_sqlite
 
     if uses_sqlite(settings) and len(nodes := alive_nodes()) > 1:
@@ -136,9 +151,7 @@ def start_server(*, wait: bool) -> str | None:
         )
         ray.shutdown()
         raise typer.Exit(2)
-    ray_serve.start(
-        proxy_location=settings.proxy_location, http_options={"host": settings.host, "port": settings.port}
-    )
+    ray_serve.start(proxy_location=settings.proxy_location, http_options=_listeners.http_options)
     from serve_app import build_app
 
     ray_serve.run(build_app(settings), name="orchestrator", route_prefix="/", blocking=False)
@@ -158,6 +171,20 @@ def start_server(*, wait: bool) -> str | None:
     console.print("shutting down...")
     stop_server()
     return dashboard_url
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def stop_server() -> None:
@@ -188,6 +215,9 @@ def stop_server() -> None:
                     ray.get(handle.leave.remote(), timeout=5)
             ray.kill(handle)
     ray.shutdown()
+    global _listeners
+    remove_scratch(_listeners)
+    _listeners = None
 
 
 def _open_store(data_dir: Path | None, database_url: str) -> Any:

