@@ -59,7 +59,8 @@ class ExecutionService:
         self.runner_factory = runner_factory
         self.fingerprint = writer_fingerprint(settings)
         self.count = store.partition_count(settings.partitions)
-        self.router = PartitionRouter(store, settings.namespace, self.count)
+        node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+        self.router = PartitionRouter(store, settings.namespace, self.count, node_id=node_id)
         self.folded = FoldedStates()
         self.supervisor = host_supervisor(settings, runner_factory)
         # the hosts start now, alongside their supervisor (which would create them a process later)
@@ -328,9 +329,13 @@ class ExecutionService:
         deadline = time.monotonic() + self.settings.lease_expire_seconds + 5
         while True:
             await self.router.view()
-            for _ in range(4 * self.count):
+            local = self.router.local_partitions()  # a host on this node: no cross-node hop
+            for attempt in range(4 * self.count):
                 execution_id = new_execution_id()
-                host = self.router.routable(self.router.partition(execution_id), new=True)
+                partition = self.router.partition(execution_id)
+                if local and attempt < 2 * self.count and partition not in local:
+                    continue
+                host = self.router.routable(partition, new=True)
                 if host is not None:
                     return execution_id, host
             if time.monotonic() > deadline:
