@@ -80,6 +80,10 @@ def serve_listeners(settings: Settings) -> ServeListeners:
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(scratch / "server-state"),
         "RAY_SERVE_HAPROXY_STATS_PORT": str(_free_port(settings.host)),
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(_free_port(settings.host)),
+        # A stopping ingress replica stays up this long so that load balancers deregister it (30 s by
+        # default); HAProxy here is Serve's own, updated by the controller and retrying refused
+        # connections, so a short wait is enough, and a server stops (and restarts) 30 s sooner.
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2",
     }
     return ServeListeners(env=env, http_options=http_options, scratch=scratch)
 
