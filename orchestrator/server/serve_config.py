@@ -80,6 +80,12 @@ def serve_listeners(settings: Settings) -> ServeListeners:
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(scratch / "server-state"),
         "RAY_SERVE_HAPROXY_STATS_PORT": str(_free_port(settings.host)),
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(_free_port(settings.host)),
+        # HA proxy mode also starts a fallback Serve proxy, on fixed ports (8500, 9500) by default
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(_free_port(settings.host)),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(_free_port(settings.host)),
+        # HAProxy's manager answers the readiness check only once HAProxy runs: on a busy machine
+        # (a CI runner) that takes longer than Serve's 5 s, and a proxy that is never ready is killed
+        "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "20",
         # A stopping ingress replica stays up this long so that load balancers deregister it (30 s by
         # default); HAProxy here is Serve's own, updated by the controller and retrying refused
         # connections, so a short wait is enough, and a server stops (and restarts) 30 s sooner.
