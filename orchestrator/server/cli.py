@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from orchestrator.client import register as register_client_commands
 from orchestrator.server.serve_config import ServeListeners, remove_scratch, serve_listeners
 
 if TYPE_CHECKING:
@@ -491,6 +492,10 @@ def _orch_env() -> dict[str, str]:
         for key, value in os.environ.items()
         if key.upper() in known and not any(word in key.upper() for word in _SECRET_NAME)
     }
+
+
+# after the server's own commands, so that `orchestrate --help` lists those first
+register_client_commands(app)  # run, executions, plan, agents, workflows, approve, signal: HTTP only
 
 
 def main() -> None:
