@@ -21,9 +21,11 @@ configuration its nodes were started with (``cluster.yaml``).
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import stat
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,20 +35,29 @@ from orchestrator.config import Settings
 
 FAST_PATH_FLAGS = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
 
-_WRAPPER = """#!/bin/sh
-# HAProxy as Ray Serve runs it, with every listener on {host} (written by the orchestrator server).
-cfg=""
-prev=""
-for arg in "$@"; do
-  [ "$prev" = "-f" ] && cfg="$arg"
-  prev="$arg"
-done
-if [ -n "$cfg" ] && [ -f "$cfg" ]; then
-  sed -i -E -e 's/^([[:space:]]*bind[[:space:]]+)(\\*|0\\.0\\.0\\.0|::)?:([0-9])/\\1{bind}:\\3/' \\
-            -e 's/(stats socket .* mode )666/\\1600/' "$cfg"
-fi
-exec {binary} "$@"
-"""
+# Python, not sh: it also asks the kernel to kill HAProxy with the process that starts it (Serve's HAProxy
+# manager), so that a crashed server leaves no HAProxy listening on its port and forwarding to replica
+# ports that another server's replicas may take next. PR_SET_PDEATHSIG survives the exec.
+_WRAPPER = r'''#!@PYTHON@
+"""HAProxy as Ray Serve runs it, with every listener on @HOST@ (written by the orchestrator server)."""
+import ctypes, os, re, sys
+
+args = sys.argv[1:]
+if "-f" in args[:-1]:
+    path = args[args.index("-f") + 1]
+    if os.path.isfile(path):
+        with open(path) as source:
+            text = source.read()
+        text = re.sub(r"^(\s*bind\s+)(?:\*|0\.0\.0\.0|::)?:(\d)", r"\g<1>@BIND@:\2", text, flags=re.M)
+        text = re.sub(r"(stats socket .* mode )666", r"\g<1>600", text)
+        with open(path, "w") as target:
+            target.write(text)
+parent = os.getppid()
+ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG = SIGKILL
+if os.getppid() != parent:
+    sys.exit(1)  # the parent died before the line above took effect
+os.execv("@BINARY@", ["@BINARY@", *args])
+'''
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,10 @@ def serve_listeners(settings: Settings) -> ServeListeners:
     scratch = Path(tempfile.mkdtemp(prefix="ohp-", dir="/tmp"))
     wrapper = scratch / "haproxy"
     wrapper.write_text(
-        _WRAPPER.format(host=settings.host, bind=_bind_address(settings.host), binary=_haproxy_binary())
+        _WRAPPER.replace("@PYTHON@", sys.executable)
+        .replace("@HOST@", settings.host)
+        .replace("@BIND@", _bind_address(settings.host))
+        .replace("@BINARY@", _haproxy_binary())
     )
     wrapper.chmod(stat.S_IRWXU)
     env = {
@@ -90,6 +104,10 @@ def serve_listeners(settings: Settings) -> ServeListeners:
         # default); HAProxy here is Serve's own, updated by the controller and retrying refused
         # connections, so a short wait is enough, and a server stops (and restarts) 30 s sooner.
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2",
+        # Ray gives every server's ingress replicas ports from one machine-wide range (30000-31000); two
+        # servers on one machine then hand out the same ports, and after a restart one server's HAProxy
+        # can reach the other's replica. A private block each (below Ray's and the kernel's ranges).
+        **_direct_ingress_ports(settings.host),
     }
     return ServeListeners(env=env, http_options=http_options, scratch=scratch)
 
@@ -119,6 +137,41 @@ def _haproxy_binary() -> str:
                 "start with --no-fast-proxy"
             ) from None
         return found
+
+
+PORT_BLOCK = 32  # direct-ingress ports per server and protocol: ingress replicas on one node, plus retries
+
+
+def _direct_ingress_ports(host: str) -> dict[str, str]:
+    """Two free blocks of ports in 20000-29999 (Ray's workers use 10002-19999 and the kernel's ephemeral
+    ports start at 32768), one for the replicas' HTTP servers and one for their gRPC servers."""
+    rng = random.SystemRandom()
+    blocks: list[int] = []
+    for _ in range(200):
+        base = rng.randrange(20000, 30000 - PORT_BLOCK, PORT_BLOCK)
+        if base not in blocks and all(_port_free(host, port) for port in range(base, base + PORT_BLOCK)):
+            blocks.append(base)
+            if len(blocks) == 2:
+                break
+    else:
+        return {}  # a machine this busy keeps Ray's defaults
+    http, grpc = blocks
+    return {
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(http),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(http + PORT_BLOCK - 1),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(grpc),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(grpc + PORT_BLOCK - 1),
+    }
+
+
+def _port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host.strip("[]") if host not in ("0.0.0.0", "::") else "", port))
+        except OSError:
+            return False
+        return True
 
 
 def _free_port(host: str) -> int:
