@@ -152,6 +152,9 @@ def start_server(*, wait: bool) -> str | None:
         )
         ray.shutdown()
         raise typer.Exit(2)
+    from orchestrator.server.wiring import prestart_actors
+
+    prestart_actors(settings)
     ray_serve.start(proxy_location=settings.proxy_location, http_options=_listeners.http_options)
     from serve_app import build_app
 

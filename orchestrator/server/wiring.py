@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import ray
 from fastapi import FastAPI
 
 from agents.actor import start_agent_actors
 from agents.registry import registry_for
 from agents.runner import AgentStepRunner
 from orchestrator.config import Settings
+from orchestrator.runtime.placement import host_supervisor, placed_nodes, start_hosts
 from orchestrator.server.api.app import create_app
 from orchestrator.server.api.deps import provide
 from orchestrator.server.auth import Authenticator, bootstrap_admin_key
@@ -23,6 +25,17 @@ from orchestrator.store import open_store
 
 def create_fastapi_app(settings: Settings) -> FastAPI:
     return create_app(settings)
+
+
+def prestart_actors(settings: Settings) -> None:
+    """Create this node's execution hosts, their supervisor and the agents (found by name later, by the
+    ingress). Called by ``orchestrate serve`` before Serve starts, so that their processes start while
+    Serve's do, instead of after the ingress replica is up: on a small machine the start-up is mostly
+    process starts. Idempotent; a stale host or supervisor is still replaced by the ingress."""
+    node = ray.get_runtime_context().get_node_id()
+    host_supervisor(settings, AgentStepRunner)
+    start_hosts(settings, AgentStepRunner, placed_nodes(settings, node))
+    start_agent_actors(registry_for(settings), settings)
 
 
 def build_ingress_state(app: FastAPI, settings: Settings, planner: Any) -> None:
