@@ -23,17 +23,8 @@ log = logging.getLogger(__name__)
 
 
 class PartitionRouter:
-    def __init__(
-        self,
-        store: EventStore,
-        namespace: str,
-        count: int,
-        *,
-        refresh: float = 1.0,
-        node_id: str | None = None,
-    ) -> None:
+    def __init__(self, store: EventStore, namespace: str, count: int, *, refresh: float = 1.0) -> None:
         self.store = store
-        self.node_id = node_id  # the ingress's node: new starts prefer hosts there (no cross-node hop)
         self.namespace = namespace
         self.count = count
         self.refresh = refresh
@@ -43,8 +34,6 @@ class PartitionRouter:
         self._unreachable: dict[str, float] = {}  # actor name -> when it was last looked up in vain
         self._reading: asyncio.Task[LeaseSnapshot] | None = None
         self._refused: dict[int, float] = {}  # partition -> until when new starts avoid it
-        self._local: frozenset[int] = frozenset()
-        self._local_of: LeaseSnapshot | None = None  # the snapshot _local was computed from
 
     def partition(self, execution_id: str) -> int:
         return partition_of(execution_id, self.count)
@@ -96,19 +85,6 @@ class PartitionRouter:
             return None
         self._handles[name] = handle
         return handle
-
-    def local_partitions(self) -> frozenset[int]:
-        """Partitions held by a host on the ingress's node, in the current view."""
-        if self.snapshot is None or self.node_id is None:
-            return frozenset()
-        if self._local_of is not self.snapshot:
-            here = {host.owner for host in self.snapshot.hosts if host.node_id == self.node_id}
-            now = self.snapshot.now
-            self._local = frozenset(
-                p for p, lease in self.snapshot.leases.items() if lease.owner in here and lease.held(now)
-            )
-            self._local_of = self.snapshot
-        return self._local
 
     def refused(self, partition: int, *, seconds: float = 2.0) -> None:
         """Its owner refused a new start there (it is giving the partition back): start elsewhere
