@@ -41,7 +41,15 @@ from orchestrator.core.limits import DEFAULT_LIMITS, Limits
 from orchestrator.core.validation import parse_workflow
 from planner.models import Plan, PlanStep
 
-__all__ = ["CompiledPlan", "compile_plan", "escape_template", "run_mode", "workflow_name"]
+__all__ = [
+    "APPROVAL_STEP",
+    "CompiledPlan",
+    "compile_plan",
+    "escape_template",
+    "gated",
+    "run_mode",
+    "workflow_name",
+]
 
 RunMode = Literal["parallel", "sequential"]
 
@@ -49,6 +57,8 @@ _VALID_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
 _INVALID_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 _MARKER = re.compile(r"\{[{%#]")
 _PROMPT_EXTRAS = ("system",)
+# The approval step a ``confirm`` plan waits on before its first step.
+APPROVAL_STEP = "approve_plan"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +126,35 @@ def compile_plan(
         final_step=final,
         execution_mode=run_mode(workflow),
     )
+
+
+def gated(compiled: CompiledPlan, prompt: str, *, limits: Limits = DEFAULT_LIMITS) -> tuple[WorkflowDef, str]:
+    """The plan's workflow behind an approval gate (``execution_mode: confirm``): an ``approval`` step
+    asking ``prompt`` (plain text, never a template) that every step without dependencies waits for, so
+    nothing runs before a person says yes. Returns the workflow and the approval step's name."""
+    steps = [dict(step) for step in compiled.definition["spec"]["steps"]]
+    taken = {step["name"] for step in steps}
+    name, suffix = APPROVAL_STEP, 2
+    while name in taken:
+        name = f"{APPROVAL_STEP}_{suffix}"
+        suffix += 1
+    for step in steps:
+        if not step.get("depends_on"):
+            step["depends_on"] = [name]
+    gate = {
+        "name": name,
+        "type": "approval",
+        "prompt": escape_template(prompt),
+        "description": "a person confirms the plan before any of its steps runs",
+    }
+    definition = {**compiled.definition, "spec": {**compiled.definition["spec"], "steps": [gate, *steps]}}
+    try:
+        return parse_workflow(definition, limits=limits), name
+    except InvalidWorkflow as exc:  # one step more than the limit allows, say
+        raise PlanningFailed(
+            f"the plan cannot be gated on an approval: {exc.message}",
+            details={"reason": "invalid_workflow", "errors": exc.details},
+        ) from exc
 
 
 def run_mode(workflow: WorkflowDef) -> RunMode:

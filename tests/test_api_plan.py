@@ -149,7 +149,7 @@ def test_execute_false_plans_without_running(api: httpx.Client) -> None:
     response = plan(api, execute=False)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["success"] is True and body["status"] == "planned"
+    assert body["success"] is True and body["status"] == "pending"
     assert body["workflow_execution_id"] is None and body["result"] is None
     assert [s["name"] for s in body["steps"]] == ["search_flights", "search_hotels", "summarize_options"]
     assert body["metadata"]["tasks"] == [] and body["metadata"]["tasks_executed"] == 0
@@ -158,7 +158,7 @@ def test_execute_false_plans_without_running(api: httpx.Client) -> None:
     assert after == before
 
     view = api.get(f"/api/v1/plans/{body['plan_id']}").json()
-    assert view["status"] == "planned" and view["workflow_execution_id"] is None
+    assert view["status"] == "pending" and view["workflow_execution_id"] is None
 
 
 def test_sequential_mode_chains_the_executed_workflow(api: httpx.Client) -> None:

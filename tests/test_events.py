@@ -16,6 +16,7 @@ from orchestrator.core.events import (
     EVENT_TYPES,
     SCHEMA_VERSION,
     TERMINAL_EVENT_TYPES,
+    ApprovalDecided,
     Event,
     EventRecord,
     ExecutionCancelled,
@@ -24,6 +25,7 @@ from orchestrator.core.events import (
     ExecutionFailed,
     ExecutionStarted,
     ExecutionTimedOut,
+    SignalReceived,
     StepCompleted,
     StepFailed,
     StepRetrying,
@@ -97,6 +99,21 @@ SAMPLES: list[Event] = [
     ExecutionCompleted(seq=16, timestamp=LATER, output=None),
     ExecutionFailed(seq=17, timestamp=LATER, error="Step 'a' failed: boom", step="a"),
     ExecutionFailed(seq=18, timestamp=LATER, error="Cannot render the workflow output"),
+    SignalReceived(
+        seq=19,
+        timestamp=LATER,
+        name="payment",
+        payload={"ok": True},
+        sent_by={"key_id": None, "user": {"id": 7}},
+    ),
+    ApprovalDecided(
+        seq=20,
+        timestamp=LATER,
+        step="gate",
+        approved=False,
+        comment="too pricey",
+        decided_by={"key_id": "k1"},
+    ),
 ]
 
 
@@ -122,6 +139,8 @@ def test_event_types_are_pinned() -> None:
         "execution.timed_out",
         "execution.completed",
         "execution.failed",
+        "signal.received",
+        "approval.decided",
     )
     assert set(EVENT_TYPES) >= PUBLIC_TYPES
     assert len(set(EVENT_TYPES)) == len(EVENT_TYPES)

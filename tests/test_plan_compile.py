@@ -377,7 +377,7 @@ def test_plan_events_round_trip_and_fold_to_the_view() -> None:
     assert done is not None
     assert plan_view(done)["status"] == "completed" and plan_view(done)["result"] == "done"
     only_planned = fold_plan("plan_1", records[:1])
-    assert only_planned is not None and plan_view(only_planned)["status"] == "planned"
+    assert only_planned is not None and plan_view(only_planned)["status"] == "pending"
 
 
 def test_streams_that_are_not_plans_fold_to_nothing() -> None:

@@ -6,12 +6,14 @@ import only the standard library, pydantic, jsonschema and (through :mod:`.templ
 """
 
 from orchestrator.core.decide import (
+    ApprovalSubmitted,
     CancelRequested,
     CancelStep,
     Decision,
     Resume,
     RunStep,
     ScheduleTimer,
+    SignalSent,
     Start,
     StepErrored,
     StepSucceeded,
@@ -46,6 +48,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "TERMINAL_STATUSES",
     "AgentUnavailable",
+    "ApprovalSubmitted",
     "CancelRequested",
     "CancelStep",
     "ConcurrencyConflict",
@@ -68,6 +71,7 @@ __all__ = [
     "RetryPolicy",
     "RunStep",
     "ScheduleTimer",
+    "SignalSent",
     "Start",
     "StepDef",
     "StepError",

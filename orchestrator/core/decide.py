@@ -10,7 +10,10 @@ Scheduling rules:
   and every effective dependency is ``completed`` or ``skipped`` (a skipped dependency gives ``null``);
 - containers (``parallel``, ``condition``) complete when all their children are done;
 - the first step failure (after retries) fails the execution; running steps are cancelled;
-- cancellation and timeouts end the execution at once and cancel its unfinished steps.
+- cancellation and timeouts end the execution at once and cancel its unfinished steps;
+- ``approval`` and ``signal`` steps wait (status ``waiting``) for a decision or a signal, with only a
+  timeout timer armed; :mod:`orchestrator.core.signals` says when one may be taken, and a trigger it
+  refuses records nothing.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from orchestrator.core.definitions import StepDef, WorkflowDef
+from orchestrator.core.definitions import WAITING_KINDS, StepDef, WorkflowDef
 from orchestrator.core.events import (
+    ApprovalDecided,
     Event,
     ExecutionCancelled,
     ExecutionCancelRequested,
@@ -29,6 +33,7 @@ from orchestrator.core.events import (
     ExecutionFailed,
     ExecutionStarted,
     ExecutionTimedOut,
+    SignalReceived,
     StepCompleted,
     StepFailed,
     StepRetrying,
@@ -37,6 +42,7 @@ from orchestrator.core.events import (
     TimerFired,
     TimerScheduled,
 )
+from orchestrator.core.signals import approval_problem, signal_problem, signal_steps
 from orchestrator.core.state import STEP_DONE, STEP_OK, ExecutionState, StepState, evolve
 from orchestrator.core.templates import TemplateError, evaluate_condition, render_value
 
@@ -102,7 +108,39 @@ class Resume:
     now: datetime
 
 
-Trigger = Start | StepSucceeded | StepErrored | TimerElapsed | CancelRequested | Resume
+@dataclass(frozen=True)
+class SignalSent:
+    """A signal arrived for the execution (``POST .../signals/{name}``)."""
+
+    now: datetime
+    name: str
+    payload: Any = None
+    key_id: str | None = None  # who sent it: the API key (None when auth is off) ...
+    user: dict[str, Any] | None = None  # ... and the user context of the request
+
+
+@dataclass(frozen=True)
+class ApprovalSubmitted:
+    """Someone decided an approval step (``POST .../approvals/{step}``)."""
+
+    now: datetime
+    step: str
+    approved: bool
+    comment: str | None = None
+    key_id: str | None = None
+    user: dict[str, Any] | None = None
+
+
+Trigger = (
+    Start
+    | StepSucceeded
+    | StepErrored
+    | TimerElapsed
+    | CancelRequested
+    | Resume
+    | SignalSent
+    | ApprovalSubmitted
+)
 
 # -- commands --------------------------------------------------------------------------------------
 
@@ -158,6 +196,10 @@ def decide(state: ExecutionState, trigger: Trigger) -> Decision:
             decision.cancel(trigger.reason, requested_by={"key_id": trigger.key_id, "user": trigger.user})
         case Resume():
             decision.resume()
+        case SignalSent():
+            decision.signal(trigger)
+        case ApprovalSubmitted():
+            decision.approval(trigger)
     return decision.result
 
 
@@ -227,7 +269,13 @@ class _Decider:
 
     def step_errored(self, trigger: StepErrored) -> None:
         step = self.state.steps.get(trigger.step)
-        if self.state.terminal or step is None or step.status != "running" or step.attempt != trigger.attempt:
+        # a waiting step errs only when what it received cannot be stored (the mailbox's _fail_instead)
+        if (
+            self.state.terminal
+            or step is None
+            or step.status not in ("running", "waiting")
+            or step.attempt != trigger.attempt
+        ):
             return
         if step.retry_at is not None:
             return
@@ -251,8 +299,17 @@ class _Decider:
             self.record(StepCompleted, step=timer.step, output={"waited_seconds": step_def.duration})
         elif timer.kind == "step_timeout":
             self.command(CancelStep(timer.step))
+            waited = step_def.kind in WAITING_KINDS  # nobody answered: asking again would not help
             self.fail_attempt(
-                timer.step, f"Step {timer.step!r} timed out after {step_def.timeout:g}s", "STEP_TIMEOUT", True
+                timer.step,
+                f"Step {timer.step!r} timed out after {step_def.timeout:g}s"
+                + (
+                    f" waiting for {'a decision' if step_def.kind == 'approval' else 'a signal'}"
+                    if waited
+                    else ""
+                ),
+                "STEP_TIMEOUT",
+                not waited,
             )
         elif timer.kind == "retry":
             self.start_step(step_def, attempt=self.state.steps[timer.step].attempt + 1)
@@ -264,6 +321,48 @@ class _Decider:
         self.record(ExecutionCancelRequested, reason=reason, requested_by=requested_by)
         self.end_running()
         self.record(ExecutionCancelled, reason=reason)
+
+    def signal(self, trigger: SignalSent) -> None:
+        if signal_problem(self.state, trigger.name) is not None:
+            return  # refused (the mailbox raised the problem to the sender before deciding)
+        self.record(
+            SignalReceived,
+            name=trigger.name,
+            payload=trigger.payload,
+            sent_by={"key_id": trigger.key_id, "user": trigger.user},
+        )
+        for step_def in signal_steps(self.state, trigger.name):
+            step = self.state.steps[step_def.name]
+            if step.status == "waiting":  # the first one waiting consumes it; else it is kept
+                self.record(StepCompleted, step=step_def.name, attempt=step.attempt, output=trigger.payload)
+                self.advance()
+                return
+
+    def approval(self, trigger: ApprovalSubmitted) -> None:
+        if approval_problem(self.state, trigger.step, trigger.user) is not None:
+            return
+        name = trigger.step
+        step = self.state.steps[name]
+        self.record(
+            ApprovalDecided,
+            step=name,
+            approved=trigger.approved,
+            comment=trigger.comment,
+            decided_by={"key_id": trigger.key_id, "user": trigger.user},
+        )
+        if trigger.approved or self.workflow.by_name[name].on_reject == "continue":
+            self.record(StepCompleted, step=name, attempt=step.attempt, output=step.output)
+        else:
+            who = (trigger.user or {}).get("id")
+            because = f": {trigger.comment}" if trigger.comment else ""
+            self.record(
+                StepFailed,
+                step=name,
+                attempt=step.attempt,
+                error=f"Step {name!r} was rejected by {who!r}{because}",
+                code="APPROVAL_REJECTED",
+            )
+        self.advance()
 
     def resume(self) -> None:
         if self.state.terminal:
@@ -392,6 +491,9 @@ class _Decider:
         if kind == "condition":
             self.start_condition(step_def, attempt)
             return
+        if kind in WAITING_KINDS:
+            self.start_waiting(step_def, attempt)
+            return
         self.record(StepStarted, step=name, attempt=attempt)
         if kind == "wait":
             fire_at = self.now + timedelta(seconds=step_def.duration or 0.0)
@@ -403,6 +505,32 @@ class _Decider:
                 self.record(StepFailed, step=name, attempt=attempt, error=str(exc), code=exc.code)
                 return
             self.record(StepCompleted, step=name, attempt=attempt, output=output)
+
+    def start_waiting(self, step_def: StepDef, attempt: int) -> None:
+        """An approval asks its (rendered) prompt; a signal step takes the oldest signal kept for its
+        name, or waits. Either waits with no work in flight, only its timeout timer armed."""
+        name = step_def.name
+        request: dict[str, Any]
+        if step_def.kind == "approval":
+            try:
+                prompt = render_value(step_def.prompt, self.template_context())
+            except TemplateError as exc:
+                self.record(StepStarted, step=name, attempt=attempt)
+                self.record(StepFailed, step=name, attempt=attempt, error=str(exc), code=exc.code)
+                return
+            request = {"prompt": prompt if isinstance(prompt, str) else str(prompt)}
+            if step_def.approvers:
+                request["approvers"] = list(step_def.approvers)
+        else:
+            request = {"signal": step_def.signal}
+        self.record(StepStarted, step=name, attempt=attempt, request=request)
+        kept = self.state.signals.get(step_def.signal or "") if step_def.kind == "signal" else None
+        if kept:
+            self.record(StepCompleted, step=name, attempt=attempt, output=kept[0].payload)
+            return
+        if step_def.timeout is not None:
+            fire_at = self.now + timedelta(seconds=step_def.timeout)
+            self.schedule(f"{name}/timeout/{attempt}", "step_timeout", fire_at, step=name)
 
     def start_condition(self, step_def: StepDef, attempt: int) -> None:
         name = step_def.name

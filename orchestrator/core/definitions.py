@@ -22,8 +22,12 @@ STEP_KINDS: dict[str, str] = {
     "parallel": "parallel",
     "transform": "transform",
     "wait": "wait",
+    "approval": "approval",  # waits for a person's decision (orchestrator.core.signals)
+    "signal": "signal",  # waits for a named signal from outside
 }
 CONTAINER_KINDS = frozenset({"condition", "parallel"})
+# Steps that wait for the outside world: no work runs while they wait, only (maybe) a timeout timer.
+WAITING_KINDS = frozenset({"approval", "signal"})
 
 
 class RetryPolicy(BaseModel):
@@ -78,6 +82,12 @@ class StepDef(BaseModel):
     value: Any = None
     # wait
     duration: float | None = None
+    # approval (``prompt`` is its question, a template)
+    approvers: list[str] = Field(default_factory=list)  # user ids or roles; empty: anyone who may see it
+    on_reject: Literal["fail", "continue"] = "fail"
+    # signal (``schema`` in the documents; a field named ``schema`` would shadow pydantic's method)
+    signal: str | None = None
+    signal_schema: dict[str, Any] | None = None
 
     @property
     def kind(self) -> str:
@@ -118,6 +128,11 @@ class WorkflowDef(BaseModel):
         """Top-level steps nothing else at the top level depends on: the default output."""
         needed = {dep for step in self.top_level for dep in step.depends_on}
         return [step.name for step in self.top_level if step.name not in needed]
+
+    @cached_property
+    def waiting(self) -> frozenset[str]:
+        """Names of the steps that wait for the outside world (``approval``, ``signal``)."""
+        return frozenset(step.name for step in self.steps if step.kind in WAITING_KINDS)
 
     @cached_property
     def index(self) -> dict[str, int]:

@@ -123,6 +123,27 @@ class TimerFired(_Event):
     timer_id: str
 
 
+class SignalReceived(_Event):
+    """A signal sent to the execution, recorded as it arrives: consumed at once by a ``signal`` step
+    waiting for its name, else kept (folded into ``ExecutionState.signals``) until one starts."""
+
+    type: Literal["signal.received"] = "signal.received"
+    name: str
+    payload: Any = None
+    # Who sent it: ``{"key_id", "user"}`` (``key_id`` None when auth is off).
+    sent_by: dict[str, Any] | None = None
+
+
+class ApprovalDecided(_StepEvent):
+    """A person's decision on an ``approval`` step: who, when (the timestamp) and what."""
+
+    type: Literal["approval.decided"] = "approval.decided"
+    approved: bool
+    comment: str | None = None
+    # Who decided: ``{"key_id", "user"}`` (``key_id`` None when auth is off).
+    decided_by: dict[str, Any] | None = None
+
+
 class ExecutionCancelRequested(_Event):
     type: Literal["execution.cancel_requested"] = "execution.cancel_requested"
     reason: str = ""
@@ -165,7 +186,9 @@ Event = Annotated[
     | ExecutionCancelled
     | ExecutionTimedOut
     | ExecutionCompleted
-    | ExecutionFailed,
+    | ExecutionFailed
+    | SignalReceived
+    | ApprovalDecided,
     Field(discriminator="type"),
 ]
 
@@ -184,6 +207,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "execution.timed_out",
     "execution.completed",
     "execution.failed",
+    "signal.received",
+    "approval.decided",
 )
 TERMINAL_EVENT_TYPES = frozenset(
     {"execution.completed", "execution.failed", "execution.cancelled", "execution.timed_out"}

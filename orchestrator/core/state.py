@@ -16,6 +16,7 @@ from typing import Any
 
 from orchestrator.core.definitions import WorkflowDef
 from orchestrator.core.events import (
+    ApprovalDecided,
     Event,
     ExecutionCancelled,
     ExecutionCancelRequested,
@@ -23,6 +24,7 @@ from orchestrator.core.events import (
     ExecutionFailed,
     ExecutionStarted,
     ExecutionTimedOut,
+    SignalReceived,
     StepCompleted,
     StepFailed,
     StepRetrying,
@@ -31,6 +33,7 @@ from orchestrator.core.events import (
     TimerFired,
     TimerScheduled,
 )
+from orchestrator.core.timestamps import format_timestamp
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "timeout", "cancelled"})
 STEP_DONE = frozenset({"completed", "failed", "skipped", "cancelled"})
@@ -40,8 +43,9 @@ STEP_OK = frozenset({"completed", "skipped"})
 @dataclass
 class StepState:
     name: str
-    # pending (also after the execution ended, if it never started), running, completed, failed,
-    # skipped (an untaken branch), cancelled (it was running when the execution ended)
+    # pending (also after the execution ended, if it never started), running, waiting (an approval or
+    # signal step waiting for the outside world), completed, failed, skipped (an untaken branch),
+    # cancelled (it was running or waiting when the execution ended)
     status: str = "pending"
     attempt: int = 0
     started_at: datetime | None = None  # first attempt
@@ -60,6 +64,15 @@ class Timer:
     kind: str
     fire_at: datetime
     step: str | None = None
+
+
+@dataclass
+class PendingSignal:
+    """A signal recorded before any step consumed it (``signal.received`` at ``seq``)."""
+
+    seq: int
+    payload: Any
+    at: datetime
 
 
 @dataclass
@@ -84,6 +97,8 @@ class ExecutionState:
     error: str | None = None
     cancel_requested: bool = False
     last_seq: int = 0
+    # signals received that no step has consumed yet, oldest first, by name
+    signals: dict[str, list[PendingSignal]] = field(default_factory=dict)
 
     @property
     def terminal(self) -> bool:
@@ -100,6 +115,8 @@ class ExecutionState:
         twin = copy.copy(self)
         twin.steps = {name: _copy_step(step) for name, step in self.steps.items()}
         twin.timers = dict(self.timers)
+        if self.signals:
+            twin.signals = {name: list(queue) for name, queue in self.signals.items()}
         return twin
 
 
@@ -131,7 +148,9 @@ def evolve(state: ExecutionState, event: Event) -> ExecutionState:
             state.steps = {step.name: StepState(step.name) for step in workflow.steps}
         case StepStarted():
             step = state.steps[event.step]
-            step.status = "running"
+            # an approval or signal step waits for the outside world; nothing runs for it
+            waits = state.workflow is not None and event.step in state.workflow.waiting
+            step.status = "waiting" if waits else "running"
             step.attempt = event.attempt
             step.retry_at = None
             step.request = event.request
@@ -144,6 +163,8 @@ def evolve(state: ExecutionState, event: Event) -> ExecutionState:
             step.completed_at = event.timestamp
             step.error = None
             _drop_step_timers(state, event.step)
+            if state.signals:
+                _consume_signal(state, event.step)
         case StepFailed():
             step = state.steps[event.step]
             step.status = "failed"
@@ -178,6 +199,18 @@ def evolve(state: ExecutionState, event: Event) -> ExecutionState:
         case ExecutionCompleted():
             _finish(state, "completed", event.timestamp)
             state.output = event.output
+        case SignalReceived():
+            state.signals.setdefault(event.name, []).append(
+                PendingSignal(event.seq, event.payload, event.timestamp)
+            )
+        case ApprovalDecided():
+            # the decision is the step's output, also when a rejection fails the step right after
+            state.steps[event.step].output = {
+                "approved": event.approved,
+                "comment": event.comment,
+                "by": ((event.decided_by or {}).get("user") or {}).get("id"),
+                "at": format_timestamp(event.timestamp),
+            }
     return state
 
 
@@ -196,10 +229,24 @@ def _finish(state: ExecutionState, status: str, at: datetime, *, error: str | No
     state.error = error
     state.timers.clear()
     for step in state.steps.values():
-        if step.status == "running":
+        if step.status in ("running", "waiting"):
             step.status = "cancelled"
             step.retry_at = None
             step.completed_at = at
+
+
+def _consume_signal(state: ExecutionState, step: str) -> None:
+    """A ``signal`` step completes only with a signal's payload, and always with the oldest one of its
+    name (``signal.received`` was recorded first, even when the step was already waiting for it)."""
+    assert state.workflow is not None
+    step_def = state.workflow.by_name[step]
+    if step_def.kind != "signal" or step_def.signal is None:
+        return
+    queue = state.signals.get(step_def.signal)
+    if queue:
+        queue.pop(0)
+        if not queue:
+            del state.signals[step_def.signal]
 
 
 def _drop_step_timers(state: ExecutionState, step: str) -> None:

@@ -18,7 +18,14 @@ from typing import Any, Literal
 import jsonschema
 from pydantic import ValidationError
 
-from orchestrator.core.definitions import CONTAINER_KINDS, STEP_KINDS, RetryPolicy, StepDef, WorkflowDef
+from orchestrator.core.definitions import (
+    CONTAINER_KINDS,
+    STEP_KINDS,
+    WAITING_KINDS,
+    RetryPolicy,
+    StepDef,
+    WorkflowDef,
+)
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import InvalidWorkflow
 from orchestrator.core.limits import DEFAULT_LIMITS, Limits
@@ -32,6 +39,8 @@ _TYPE_FIELDS: dict[str, tuple[str, ...]] = {
     "parallel": ("steps",),
     "transform": ("value",),
     "wait": ("duration",),
+    "approval": ("prompt", "approvers", "on_reject"),
+    "signal": ("signal", "schema"),
 }
 _COMMON_FIELDS = ("name", "id", "type", "title", "description", "depends_on", "timeout", "retry")
 _ALIASES = {"resource": "connector", "query": "statement"}  # EAI resource_query spelling
@@ -229,6 +238,9 @@ def _collect_steps(
         else:
             fields["timeout"] = _duration(raw.get("timeout"), f"{here}.timeout", details)
             fields["retry"] = _retry(raw.get("retry"), f"{here}.retry", details)
+        if kind in WAITING_KINDS and raw.get("retry") is not None:
+            # a rejection or a timeout is a person's answer (or silence): trying again would not change it
+            details.append(_d(f"{here}.retry", f"'retry' is not supported on a {step_type!r} step"))
         out.append(None)  # reserve the slot so parents precede their children
         slot = len(out) - 1
         _type_fields(kind, raw, here, fields, details, out, seen, key_field, positions)
@@ -315,11 +327,50 @@ def _type_fields(
         if "value" not in raw:
             details.append(_d(f"{here}.value", "is required for a 'transform' step"))
         fields["value"] = raw.get("value")
+    elif kind in WAITING_KINDS:
+        _waiting_fields(kind, raw, here, fields, details)
     elif kind == "wait":
         if "duration" not in raw:
             details.append(_d(f"{here}.duration", "is required for a 'wait' step"))
         else:
             fields["duration"] = _duration(raw["duration"], f"{here}.duration", details)
+
+
+def _waiting_fields(
+    kind: str, raw: dict[str, Any], here: str, fields: dict[str, Any], details: list[Detail]
+) -> None:
+    """``approval``: a prompt (a template), optional approvers (user ids or roles), on_reject.
+    ``signal``: the signal's name (it is part of a URL, so a step name's alphabet) and an optional JSON
+    Schema its payload must satisfy."""
+    if kind == "approval":
+        prompt = raw.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            details.append(_d(f"{here}.prompt", "is required for an 'approval' step: the question to decide"))
+        else:
+            fields["prompt"] = prompt
+        approvers = raw.get("approvers", [])
+        if not isinstance(approvers, list) or not all(
+            isinstance(a, str | int) and not isinstance(a, bool) and str(a) for a in approvers
+        ):
+            details.append(_d(f"{here}.approvers", "must be an array of user ids or roles"))
+        else:
+            fields["approvers"] = [str(a) for a in approvers]
+        on_reject = raw.get("on_reject", "fail")
+        if on_reject not in ("fail", "continue"):
+            details.append(_d(f"{here}.on_reject", f"must be 'fail' or 'continue', not {on_reject!r}"))
+        else:
+            fields["on_reject"] = on_reject
+        return
+    signal = raw.get("signal")
+    if not isinstance(signal, str) or not _NAME.match(signal):
+        details.append(
+            _d(f"{here}.signal", "is required for a 'signal' step: a name of letters, digits, '_' and '-'")
+        )
+    else:
+        fields["signal"] = signal
+    schema = raw.get("schema")
+    if schema is not None and _json_schema(schema, f"{here}.schema", details):
+        fields["signal_schema"] = schema
 
 
 _NESTED_FIELDS = ("steps", "if_true", "if_false")

@@ -104,7 +104,7 @@ class WorkflowExecutionStep(_Camel):
     step_id: str
     name: str
     type: str
-    state: str = Field(description="pending, running, completed, failed, skipped or cancelled")
+    state: str = Field(description="pending, running, waiting, completed, failed, skipped or cancelled")
     parent: str | None = Field(default=None, description="the condition or parallel step it is nested in")
     attempts: int = 0
     duration: int | None = Field(default=None, description="milliseconds")
@@ -112,6 +112,15 @@ class WorkflowExecutionStep(_Camel):
     completed_at: str | None = None
     output: Any = None
     error: str | None = None
+
+
+class WaitingStep(_Camel):
+    step_id: str
+    kind: Literal["approval", "signal"]
+    prompt: str | None = None
+    since: str | None = None
+    approvers: list[str] | None = None
+    signal: str | None = None
 
 
 class WorkflowExecution(_Camel):
@@ -127,6 +136,9 @@ class WorkflowExecution(_Camel):
     completed_at: str | None = None
     duration: int | None = Field(default=None, description="milliseconds, once finished")
     metadata: dict[str, Any] = Field(default_factory=dict)
+    waiting_for: list[WaitingStep] = Field(
+        default_factory=list, description="approval and signal steps waiting now (state waiting)"
+    )
 
 
 class WorkflowExecutionSummary(_Camel):

@@ -13,13 +13,21 @@ was not asked to run; 202 when the execution outlasted the server's synchronous 
 with what went wrong in ``details``; 504 ``EXECUTION_TIMEOUT`` when the workflow hit its ``timeout``.
 
 ``GET /api/v1/plans/{plan_id}`` folds the plan's stream and adds its execution's current status.
+
+Plans people review (:mod:`orchestrator.server.api.plan_review` has the routes that act on a stored plan):
+``execute: false`` stores the plan ``pending`` until ``ORCH_PLAN_TTL`` seconds from now; ``execution_mode:
+confirm`` runs it at once behind an approval step that every first step waits for, and answers 202 with
+``status: waiting_for_approval`` and the step to approve (``POST
+/api/v1/workflows/executions/{id}/approvals/{approval_step}``); a rejection fails the execution before any
+step ran.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -29,6 +37,8 @@ from ray.exceptions import RayError, RayTaskError
 from ray.serve.exceptions import RayServeException
 
 from orchestrator.core.errors import (
+    ConcurrencyConflict,
+    Conflict,
     ExecutionTimeout,
     InvalidRequest,
     NotFound,
@@ -41,12 +51,15 @@ from orchestrator.core.plans import (
     PlanEvent,
     PlanExecuted,
     PlanExecutionStarted,
+    PlanState,
     fold_plan,
+    plan_problem,
     plan_view,
     public_steps,
     to_record,
 )
 from orchestrator.core.state import ExecutionState
+from orchestrator.core.timestamps import format_timestamp
 from orchestrator.ray_errors import describe_cause, orchestrator_cause
 from orchestrator.server.api.deps import authenticate, engine_of, read_execution, service_of
 from orchestrator.server.api.links import execution_links, link
@@ -55,7 +68,7 @@ from orchestrator.server.api.render import step_seconds
 from orchestrator.server.api.schemas import NON_BLANK, USER_SCHEMA, require
 from orchestrator.server.api.v1 import require_user
 from orchestrator.server.auth import Principal, acting_tenant, may_see
-from planner.compile import CompiledPlan, compile_plan
+from planner.compile import CompiledPlan, compile_plan, gated
 from planner.models import Plan
 
 router = APIRouter(prefix="/api/v1", tags=["planning"], dependencies=[Depends(authenticate)])
@@ -75,14 +88,19 @@ class PlanRequest(BaseModel):
     domain: str | None = Field(
         default=None, description="domain hint: travel, crm, projects, ... or generic (all agents)"
     )
-    execution_mode: Literal["auto", "parallel", "sequential"] = "auto"
+    execution_mode: Literal["auto", "parallel", "sequential", "confirm"] = Field(
+        default="auto",
+        description="confirm: run at once behind an approval step (202, status waiting_for_approval)",
+    )
     user: Any = Field(
         default=None, description="{id, email?, role?, tenant_id?}", json_schema_extra=USER_SCHEMA
     )
     context: dict[str, Any] = Field(
         default_factory=dict, description="budget, currency, preferences...; the workflow's input"
     )
-    execute: bool = Field(default=True, description="false: plan only, run nothing")
+    execute: bool = Field(
+        default=True, description="false: store the plan pending, for review, until ORCH_PLAN_TTL from now"
+    )
     timeout: Any = duration_field("seconds or '30s'; the execution ends in timeout (504) after it")
 
 
@@ -118,10 +136,15 @@ class PlanResponse(BaseModel):
     plan_id: str
     steps: list[PlanStepView]
     workflow_execution_id: str | None
-    status: str = Field(description="planned (not executed), or the execution's status")
+    status: str = Field(
+        description="pending (stored for review), waiting_for_approval (confirm), or the execution's status"
+    )
     result: Any = None
     error: str | None = None
     metadata: PlanMetadata
+    version: int = Field(default=1, description="the version of the steps that ran or are stored")
+    expires_at: str | None = Field(default=None, description="a pending plan can be executed until then")
+    approval_step: str | None = Field(default=None, description="confirm: the approval step to decide")
 
 
 class PlanDetail(BaseModel):
@@ -137,10 +160,16 @@ class PlanDetail(BaseModel):
     warnings: list[str]
     workflow_name: str | None
     workflow_execution_id: str | None
-    status: str = Field(description="planned, or the execution's current status")
+    status: str = Field(
+        description="pending, cancelled or expired (never executed), waiting_for_approval, or the "
+        "execution's current status"
+    )
     result: Any = None
     error: str | None = None
     metadata: dict[str, Any]
+    version: int = 1
+    expires_at: str | None = None
+    approval_step: str | None = None
 
 
 _PLAN_LINKS = {
@@ -178,19 +207,23 @@ async def create_plan(
     timeout = parse_timeout(body.timeout)
     domain = (body.domain or "").strip().lower() or None
 
+    confirm = body.execution_mode == "confirm"  # a gate around the plan, not a planning mode
+    mode = "auto" if confirm else body.execution_mode
     plan = await _ask_planner(
-        request,
-        {"query": query, "domain": domain, "execution_mode": body.execution_mode, "context": body.context},
+        request, {"query": query, "domain": domain, "execution_mode": mode, "context": body.context}
     )
-    compiled = compile_plan(plan, limits=engine_of(request).settings.limits)
+    settings = engine_of(request).settings
+    compiled = compile_plan(plan, limits=settings.limits)
     planning_ms = _ms(started)
 
     plan_id = new_plan_id()
     stream = _PlanStream(request, plan_id)
+    created_at = _now()
+    expires_at = None if body.execute else created_at + timedelta(seconds=settings.plan_ttl)
     await stream.append(
         PlanCreated(
             seq=1,
-            timestamp=_now(),
+            timestamp=created_at,
             query=query,
             domain=plan.domain,
             requested_domain=domain,
@@ -204,66 +237,132 @@ async def create_plan(
             workflow_name=compiled.workflow.name,
             step_names=compiled.step_names,
             planning_time_ms=planning_ms,
+            expires_at=expires_at,
+            created_by={"key_id": principal.key_id, "user": user},
         )
     )
-    answer: dict[str, Any] = {
-        "success": True,
-        "plan_id": plan_id,
-        "steps": public_steps(step.model_dump(mode="json") for step in plan.steps),
-        "workflow_execution_id": None,
-        "status": "planned",
-        "result": None,
-        "error": None,
-    }
     if not body.execute:
-        answer["metadata"] = _metadata(plan, compiled, None, started, planning_ms)
+        answer = _answer(plan_id, plan, version=1)
+        answer.update(
+            status="pending",
+            expires_at=format_timestamp(expires_at) if expires_at else None,
+            metadata=_metadata(plan, compiled, None, started, planning_ms),
+        )
         return JSONResponse(answer)
+    return await run_plan(
+        request,
+        stream=stream,
+        seq=2,
+        plan=plan,
+        compiled=compiled,
+        version=1,
+        context=body.context,
+        user=user,
+        tenant_id=tenant_id,
+        key_id=principal.key_id,
+        timeout=timeout,
+        gate=confirm,
+        run_async=False,
+        started=started,
+        planning_ms=planning_ms,
+    )
 
+
+async def run_plan(
+    request: Request,
+    *,
+    stream: _PlanStream,
+    seq: int,
+    plan: Plan,
+    compiled: CompiledPlan,
+    version: int,
+    context: dict[str, Any],
+    user: dict[str, Any],
+    tenant_id: str,
+    key_id: str | None,
+    timeout: float | None,
+    gate: bool,
+    run_async: bool,
+    started: float,
+    planning_ms: int,
+    idempotency_key: str | None = None,
+) -> JSONResponse:
+    """Run a plan's workflow and answer for it: records ``plan.execution_started`` at ``seq`` (and
+    ``plan.executed`` after it once the execution ends within the synchronous wait).
+
+    ``gate`` (``confirm``) puts an approval step before the first steps and answers at once, 202
+    ``waiting_for_approval``. ``idempotency_key`` makes two requests executing one plan version share one
+    execution; the one whose ``plan.execution_started`` loses the race on ``seq`` is refused (409), and an
+    execution it started for a version no longer current is cancelled."""
     engine = service_of(request, "engine")
+    workflow, approval_step = compiled.workflow, None
+    if gate:
+        workflow, approval_step = gated(
+            compiled, f"Run this plan? {plan.query}", limits=engine.settings.limits
+        )
     state = await engine.start(
-        compiled.workflow,
-        input=body.context,
+        workflow,
+        input=context,
         user=user,
         tenant_id=tenant_id,
         wait=False,
         timeout=timeout,
-        metadata={"plan_id": plan_id, "planner": plan.planner, "query": query},
-        key_id=principal.key_id,
+        metadata={"plan_id": stream.plan_id, "planner": plan.planner, "query": plan.query},
+        idempotency_key=idempotency_key,
+        key_id=key_id,
     )
     execution_id = state.execution_id
-    # Recorded before waiting, so the plan leads to its execution even if this request goes away.
-    await stream.append(
-        PlanExecutionStarted(
-            seq=2,
-            timestamp=_now(),
-            workflow_execution_id=execution_id,
-            workflow_name=compiled.workflow.name,
-            execution_mode=compiled.execution_mode,
+    try:
+        # Recorded before waiting, so the plan leads to its execution even if this request goes away.
+        await stream.append(
+            PlanExecutionStarted(
+                seq=seq,
+                timestamp=_now(),
+                workflow_execution_id=execution_id,
+                workflow_name=compiled.workflow.name,
+                execution_mode=compiled.execution_mode,
+                version=version,
+                started_by={"key_id": key_id, "user": user},
+                approval_step=approval_step,
+            )
         )
-    )
-    if not state.terminal:
+    except ConcurrencyConflict:
+        await _lost_start(request, stream, engine, execution_id, key_id=key_id, user=user)
+    answer = _answer(stream.plan_id, plan, version=version)
+    answer["workflow_execution_id"] = execution_id
+    if gate and not state.terminal:
+        answer.update(
+            status="waiting_for_approval",
+            approval_step=approval_step,
+            metadata=_metadata(plan, compiled, state, started, planning_ms),
+        )
+        return JSONResponse(answer, status_code=202)
+    if not state.terminal and not run_async:
         state = await engine.wait(execution_id, engine.settings.sync_timeout)
 
     metadata = _metadata(plan, compiled, state, started, planning_ms)
     result = _result(state, compiled)
     answer.update(
-        workflow_execution_id=execution_id,
         status=state.status,
         result=result,
         success=state.status == "completed",
         error=None if state.status == "completed" else _error(state),
         metadata=metadata,
+        approval_step=approval_step,
     )
     if not state.terminal:
+        answer["success"] = True
         answer["error"] = (
-            f"the execution is still {state.status} after {engine.settings.sync_timeout:g}s; "
+            None
+            if run_async
+            else f"the execution is still {state.status} after {engine.settings.sync_timeout:g}s; "
             f"follow it at /api/v1/workflows/executions/{execution_id}"
         )
         return JSONResponse(answer, status_code=202)
 
     await stream.append(
         PlanExecuted(
-            seq=3,
+            seq=seq + 1,
             timestamp=_now(),
             workflow_execution_id=execution_id,
             status=state.status,
@@ -277,12 +376,50 @@ async def create_plan(
             state.error or "the plan's workflow exceeded its timeout",
             details={
                 "execution_id": execution_id,
-                "plan_id": plan_id,
+                "plan_id": stream.plan_id,
                 "timeout": timeout,
                 "tasks": metadata["tasks"],
             },
         )
     return JSONResponse(answer)
+
+
+async def _lost_start(
+    request: Request,
+    stream: _PlanStream,
+    engine: Any,
+    execution_id: str,
+    *,
+    key_id: str | None,
+    user: dict[str, Any],
+) -> None:
+    """Another request wrote the plan's stream first (executed, revised or cancelled it meanwhile):
+    refuse, and cancel the execution this request started unless the plan records it as its own."""
+    state = await stream.load()
+    if state is None or state.workflow_execution_id != execution_id:
+        with contextlib.suppress(Conflict):  # it finished already
+            await engine.cancel(execution_id, key_id=key_id, user=user)
+    problem = plan_problem(state, _now()) if state is not None else None
+    raise problem or Conflict(
+        f"plan {stream.plan_id!r} changed while it was being executed; read it again",
+        code="VERSION_CONFLICT",
+        details={"plan_id": stream.plan_id, "version": state.version if state else None},
+    )
+
+
+def _answer(plan_id: str, plan: Plan, *, version: int) -> dict[str, Any]:
+    return {
+        "success": True,
+        "plan_id": plan_id,
+        "steps": public_steps(step.model_dump(mode="json") for step in plan.steps),
+        "workflow_execution_id": None,
+        "status": "pending",
+        "result": None,
+        "error": None,
+        "version": version,
+        "expires_at": None,
+        "approval_step": None,
+    }
 
 
 @router.get(
@@ -294,11 +431,23 @@ async def create_plan(
 async def get_plan(
     plan_id: str, request: Request, principal: Principal = Depends(authenticate)
 ) -> dict[str, Any]:
-    store = service_of(request, "store")
-    state = fold_plan(plan_id, await asyncio.to_thread(store.load, plan_id))
+    _, state = await load_plan(request, plan_id, principal)
+    return await plan_detail(request, state)
+
+
+async def load_plan(request: Request, plan_id: str, principal: Principal) -> tuple[_PlanStream, PlanState]:
+    """The plan's stream and state; PLAN_NOT_FOUND for an unknown one and for another tenant's."""
+    stream = _PlanStream(request, plan_id)
+    state = await stream.load()
     # another tenant's plan is not found, like one that does not exist
     if state is None or not may_see(principal, state.created.tenant_id):
         raise NotFound(f"plan {plan_id!r} not found", code="PLAN_NOT_FOUND")
+    return stream, state
+
+
+async def plan_detail(request: Request, state: PlanState) -> dict[str, Any]:
+    """The plan's view with its execution's current status (``waiting_for_approval`` while a confirm
+    plan's gate waits)."""
     status: str | None = None
     result: Any = None
     error: str | None = None
@@ -309,12 +458,17 @@ async def get_plan(
             execution = None  # pruned by retention; the recorded outcome is all there is
         if execution is not None:
             status = execution.status
-            steps = state.created.steps
-            final = state.created.step_names.get(str(steps[-1].get("id"))) if steps else None
+            gate = state.started.approval_step if state.started else None
+            if gate and not execution.terminal and execution.steps[gate].status == "waiting":
+                status = "waiting_for_approval"
+            steps = state.steps
+            final = state.step_names.get(str(steps[-1].get("id"))) if steps else None
             if execution.terminal and final in execution.steps:
                 result = execution.steps[final].output
                 error = None if execution.status == "completed" else _error(execution)
-    return plan_view(state, execution_status=status, execution_result=result, execution_error=error)
+    return plan_view(
+        state, execution_status=status, execution_result=result, execution_error=error, now=_now()
+    )
 
 
 # ------------------------------------------------------------------------------------------- internals
@@ -352,16 +506,20 @@ async def _ask_planner(request: Request, payload: dict[str, Any]) -> Plan:
 
 
 class _PlanStream:
-    """Appends to one plan's stream. Only the request that created the plan writes it, so the sequence
-    numbers are known without reading the stream back."""
+    """Reads and appends to one plan's stream. Every write names its sequence number (the one after the
+    state it was decided on); the store refuses a taken one with ConcurrencyConflict, so concurrent
+    reviewers never both win."""
 
     def __init__(self, request: Request, plan_id: str) -> None:
         self._store = service_of(request, "store")
-        self._plan_id = plan_id
+        self.plan_id = plan_id
 
     async def append(self, event: PlanEvent) -> None:
-        record = to_record(self._plan_id, event)
-        await asyncio.to_thread(self._store.append, self._plan_id, [record], projection=None)
+        record = to_record(self.plan_id, event)
+        await asyncio.to_thread(self._store.append, self.plan_id, [record], projection=None)
+
+    async def load(self) -> PlanState | None:
+        return fold_plan(self.plan_id, await asyncio.to_thread(self._store.load, self.plan_id))
 
 
 def _metadata(
@@ -414,4 +572,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-__all__ = ["MAX_QUERY_CHARS", "router"]
+__all__ = [
+    "MAX_QUERY_CHARS",
+    "PlanDetail",
+    "PlanResponse",
+    "PlanStepView",
+    "load_plan",
+    "plan_detail",
+    "router",
+    "run_plan",
+]

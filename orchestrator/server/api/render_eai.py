@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.core.signals import waiting_for
 from orchestrator.core.state import ExecutionState
 from orchestrator.core.workflow_documents import display_name, iter_steps
 from orchestrator.server.api.render import iso, step_seconds
@@ -52,6 +53,10 @@ def eai_execution(state: ExecutionState) -> dict[str, Any]:
         "completedAt": iso(state.completed_at),
         "duration": state.duration_ms,
         "metadata": state.metadata,
+        "waitingFor": [
+            {"stepId" if key == "step" else key: value for key, value in entry.items()}
+            for entry in waiting_for(state)
+        ],
     }
 
 

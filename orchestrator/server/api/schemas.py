@@ -50,6 +50,8 @@ def _step(key_field: str, step_type: str, fields: dict[str, Any], required: list
     }
     if step_type in ("condition", "parallel"):  # a container's limits belong to its nested steps
         del common["timeout"], common["retry"]
+    if step_type in ("approval", "signal"):  # a person's answer (or silence) is not retried
+        del common["retry"]
     return {
         "type": "object",
         "additionalProperties": False,
@@ -75,6 +77,29 @@ def _leaf_steps(key_field: str, connector_type: str, llm_type: str) -> list[dict
             key_field, "transform", {"value": {"description": "any JSON; strings are templates"}}, ["value"]
         ),
         _step(key_field, "wait", {"duration": DURATION_SCHEMA}, ["duration"]),
+        _step(
+            key_field,
+            "approval",
+            {
+                "prompt": {**_TEXT, "description": "the question to decide (a template)"},
+                "approvers": {
+                    "type": "array",
+                    "items": {"type": ["string", "integer"], "minLength": 1},
+                    "description": "user ids or roles that may decide; empty or absent: anyone",
+                },
+                "on_reject": {"enum": ["fail", "continue"], "description": "default fail"},
+            },
+            ["prompt"],
+        ),
+        _step(
+            key_field,
+            "signal",
+            {
+                "signal": {"type": "string", "pattern": NAME_PATTERN, "description": "the signal's name"},
+                "schema": {"type": "object", "description": "a JSON Schema its payload must satisfy"},
+            },
+            ["signal"],
+        ),
     ]
 
 
