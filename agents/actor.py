@@ -21,7 +21,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Container, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +38,7 @@ from agents.connectors.base import (
     ConnectorUnavailable,
 )
 from agents.llm import make_provider
-from agents.llm.base import LLMRequest
+from agents.llm.base import LLMRequest, LLMResult
 from agents.redaction import Redactor
 from agents.registry import AgentConfig, ConnectorConfig, Registry, make_connector
 from orchestrator.config import Settings, quiet_logging
@@ -192,6 +192,22 @@ class AgentActor:
                 raise StepError(f"agent {self.agent.id!r} has no LLM provider", retryable=False)
             result = await provider.complete(LLMRequest(**request))
             return result.output
+
+    async def complete_stream(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """:meth:`complete`, as a Ray streaming generator: ``{"delta": text}`` items while the provider
+        produces the completion, then ``{"output": ...}``. The host relays the deltas to live streams
+        as ephemeral progress; only the output is recorded."""
+        with self._scrubbed():
+            connector = await self._available()
+            provider = getattr(connector, "provider", None)
+            if provider is None:
+                raise StepError(f"agent {self.agent.id!r} has no LLM provider", retryable=False)
+            async for item in provider.stream(LLMRequest(**request)):
+                if isinstance(item, LLMResult):
+                    yield {"output": item.output}
+                    return
+                yield {"delta": item}
+            raise StepError(f"the LLM provider of agent {self.agent.id!r} streamed no result")
 
     async def describe(self) -> dict[str, Any]:
         """This replica's view: ``health`` is its own (:meth:`get_health` is the agent's), ``replica`` says

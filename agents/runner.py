@@ -15,6 +15,8 @@ the step's retry policy decides.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -38,6 +40,12 @@ class AgentStepRunner:
         self.settings = settings
         self.registry = registry or registry_for(settings)
         self._replicas: dict[str, AgentReplicas] = {}
+        self._progress: Callable[[str, str, int, str], None] | None = None
+
+    def report_progress(self, sink: Callable[[str, str, int, str], None]) -> None:
+        """Stream ``llm`` steps from now on, handing each delta to ``sink(execution_id, step, attempt,
+        delta)`` (the host's live feed: ephemeral, never recorded)."""
+        self._progress = sink
 
     def replicas(self, agent: AgentConfig) -> AgentReplicas:
         """The agent's replicas, looked up by name once; a refresh finds the ones missing then."""
@@ -80,11 +88,24 @@ class AgentStepRunner:
         agent = resolve_agent(self.registry, request.get("agent") or self.llm_agent())
         llm_request = {key: value for key, value in request.items() if key != "agent"}
         llm_request.update(context=command.context, input=state.input)
+        if self._progress is not None:
+            on_delta = functools.partial(self._progress, state.execution_id, command.step, command.attempt)
+            return await self._call(
+                agent, "complete_stream", (llm_request,), task_name, repeatable=True, on_delta=on_delta
+            )
         return await self._call(agent, "complete", (llm_request,), task_name, repeatable=True)
 
     async def _call(
-        self, agent: AgentConfig, method: str, arguments: tuple[Any, ...], task_name: str, *, repeatable: bool
+        self,
+        agent: AgentConfig,
+        method: str,
+        arguments: tuple[Any, ...],
+        task_name: str,
+        *,
+        repeatable: bool,
+        on_delta: Callable[[str], None] | None = None,
     ) -> Any:
+        """``on_delta``: ``method`` is a streaming generator of deltas and then the output."""
         replicas = self.replicas(agent)
         tried: set[int] = set()
         while True:
@@ -94,9 +115,15 @@ class AgentStepRunner:
             index, handle = picked
             tried.add(index)
             more = len(tried) < MAX_REPLICA_ATTEMPTS
-            ref = getattr(handle, method).options(name=task_name).remote(*arguments)
+            if on_delta is not None and not hasattr(handle, method):
+                # an agent actor of an earlier version (detached, outliving a server): it cannot stream
+                method, on_delta = "complete", None
+            options: dict[str, Any] = {"name": task_name}
+            if on_delta is not None:
+                options["num_returns"] = "streaming"
+            ref = getattr(handle, method).options(**options).remote(*arguments)
             try:
-                return await ref
+                return await (ref if on_delta is None else _drained(ref, on_delta))
             except asyncio.CancelledError:
                 ray.cancel(ref)
                 raise
@@ -116,3 +143,13 @@ class AgentStepRunner:
                 raise AgentUnavailable(
                     f"agent {agent.id!r} is unavailable: {exc.__class__.__name__}"
                 ) from exc
+
+
+async def _drained(generator: Any, on_delta: Callable[[str], None]) -> Any:
+    """The output of a streaming completion (``complete_stream``), its deltas handed to ``on_delta``."""
+    async for item_ref in generator:
+        item = await item_ref
+        if "output" in item:
+            return item["output"]
+        on_delta(str(item["delta"]))
+    raise StepError("the agent's completion stream ended without an output")

@@ -11,13 +11,13 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http import HTTPStatus
 from typing import Any, TypeAlias
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 # A reply is assistant text, a JSON object (sent as the content), an HTTP error status, or a function of
 # the request body returning one of those (to assert on the request, or to sleep and provoke a timeout).
@@ -102,8 +102,8 @@ class ScriptedOpenAI:
         app = FastAPI()
 
         # Plain ``def`` handlers run in a worker thread, so a reply that sleeps does not stall the server.
-        @app.post("/v1/chat/completions")
-        def chat_completions(body: dict[str, Any]) -> JSONResponse:
+        @app.post("/v1/chat/completions", response_model=None)
+        def chat_completions(body: dict[str, Any]) -> JSONResponse | StreamingResponse:
             return self._complete(body)
 
         @app.get("/v1/models")
@@ -121,14 +121,12 @@ class ScriptedOpenAI:
 
         return app
 
-    def _complete(self, body: dict[str, Any]) -> JSONResponse:
+    def _complete(self, body: dict[str, Any]) -> JSONResponse | StreamingResponse:
         with self._lock:
             self.requests.append(body)
             reply = self._script.popleft() if self._script else self.default
             self._counter += 1
             number = self._counter
-        if body.get("stream"):
-            return _error(400, "streaming is not supported by the scripted server")
         if reply is None:
             reply = _echo
         while callable(reply):
@@ -138,6 +136,8 @@ class ScriptedOpenAI:
         content = reply if isinstance(reply, str) else json.dumps(reply)
         prompt_words = sum(len(str(m.get("content") or "").split()) for m in body.get("messages") or [])
         completion_words = len(content.split())
+        if body.get("stream"):
+            return _streamed(body, number, content, self.models[0], (prompt_words, completion_words))
         return JSONResponse(
             {
                 "id": f"chatcmpl-scripted-{number}",
@@ -159,6 +159,49 @@ class ScriptedOpenAI:
                 },
             }
         )
+
+
+# Characters per streamed content delta: several deltas for any reply longer than a few words.
+STREAM_CHUNK_CHARS = 8
+
+
+def _streamed(
+    body: dict[str, Any], number: int, content: str, default_model: str, words: tuple[int, int]
+) -> StreamingResponse:
+    """The reply as the real API streams it: ``chat.completion.chunk`` objects as server-sent events (the
+    role first, then the content in pieces, then the finish reason, then the usage when
+    ``stream_options.include_usage`` asks for it), ended by ``data: [DONE]``."""
+    base = {
+        "id": f"chatcmpl-scripted-{number}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body.get("model") or default_model,
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [
+        chunk({"content": content[i : i + STREAM_CHUNK_CHARS]})
+        for i in range(0, len(content), STREAM_CHUNK_CHARS)
+    ]
+    events.append(chunk({}, "stop"))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        prompt_words, completion_words = words
+        usage = {
+            "prompt_tokens": prompt_words,
+            "completion_tokens": completion_words,
+            "total_tokens": prompt_words + completion_words,
+        }
+        events.append({**base, "choices": [], "usage": usage})
+
+    def lines() -> Iterator[str]:
+        for event in events:
+            yield f"data: {json.dumps(event)}\n\n"
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(lines(), media_type="text/event-stream")
 
 
 def _echo(body: dict[str, Any]) -> str:

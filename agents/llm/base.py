@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import AsyncIterator
 from typing import Any
 
 import jsonschema
@@ -36,6 +37,13 @@ class LLMProvider(abc.ABC):
 
     @abc.abstractmethod
     async def complete(self, request: LLMRequest) -> LLMResult: ...
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[str | LLMResult]:
+        """:meth:`complete`, streamed: text deltas (``str``) as the completion is produced, then the
+        :class:`LLMResult`, whose output is the whole text (or, with ``output_schema``, the parsed object
+        the deltas spell as JSON). The deltas only show progress: the result is what a step records.
+        A provider that cannot stream yields the result alone."""
+        yield await self.complete(request)
 
     async def probe(self) -> None:  # noqa: B027 - optional hook
         """Cheap health check; the offline provider is always healthy."""

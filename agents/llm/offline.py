@@ -14,7 +14,7 @@ import enum
 import json
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
@@ -30,6 +30,7 @@ _MAX_ITEMS: Final = 6  # items listed per section; the rest are counted, not dro
 _MAX_TEXT: Final = 800  # characters of a string output (for example another LLM step's answer)
 _MAX_INLINE: Final = 160
 _SEARCH_DEPTH: Final = 6
+_CHUNK_WORDS: Final = 4  # words per streamed chunk
 
 _SYMBOLS: Final = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 
@@ -107,6 +108,16 @@ class OfflineProvider(LLMProvider):
             provider=self.name,
             usage={"prompt_tokens": _prompt_tokens(request), "completion_tokens": _words(completion)},
         )
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[str | LLMResult]:
+        """The same answer as :meth:`complete`, in chunks of a few words (a structured output as its JSON
+        text), so live streams show the offline provider's text arriving the way a model's would."""
+        result = await self.complete(request)
+        output = result.output
+        text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, default=str)
+        for chunk in text_chunks(text):
+            yield chunk
+        yield result
 
     def summarize(self, request: LLMRequest) -> str:
         """Render the context as markdown. Public so that the offline planner words its answer the same."""
@@ -783,6 +794,13 @@ def _truncate(text: str, limit: int) -> str:
 
 def _words(text: str) -> int:
     return len(text.split())
+
+
+def text_chunks(text: str, words: int = _CHUNK_WORDS) -> Iterator[str]:
+    """``text`` in pieces of ``words`` words each, whitespace kept, so the pieces join back exactly."""
+    pieces = re.findall(r"\s*\S+|\s+", text) if text else []
+    for start in range(0, len(pieces), words):
+        yield "".join(pieces[start : start + words])
 
 
 def _prompt_tokens(request: LLMRequest) -> int:

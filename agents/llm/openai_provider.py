@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
 import jsonschema
@@ -52,6 +52,46 @@ class OpenAIProvider(LLMProvider):
         )
 
     async def complete(self, request: LLMRequest) -> LLMResult:
+        model, params = self._params(request)
+        try:
+            response = await self._client.chat.completions.create(**params)
+        except openai.OpenAIError as exc:
+            raise self._translate(exc, model) from exc
+
+        choice = response.choices[0] if response.choices else None
+        content = choice.message.content if choice is not None else None
+        refusal = getattr(choice.message, "refusal", None) if choice is not None else None
+        return self._result(request, model, content, refusal, response.model, response.usage)
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[str | LLMResult]:
+        """The completion with ``stream: true``: each content delta as the endpoint sends it, then the
+        result, built from the whole text exactly as :meth:`complete` builds it."""
+        model, params = self._params(request)
+        parts: list[str] = []
+        refusals: list[str] = []
+        answered_by: str | None = None
+        usage: Any = None
+        try:
+            chunks = await self._client.chat.completions.create(**params, stream=True)
+            async with chunks:
+                async for chunk in chunks:
+                    answered_by = chunk.model or answered_by
+                    usage = chunk.usage or usage
+                    if not chunk.choices:
+                        continue
+                    delta = chunk.choices[0].delta
+                    if getattr(delta, "refusal", None):
+                        refusals.append(str(delta.refusal))
+                    if delta.content:
+                        parts.append(delta.content)
+                        yield delta.content
+        except openai.OpenAIError as exc:
+            raise self._translate(exc, model) from exc
+        content = "".join(parts) if parts else None
+        yield self._result(request, model, content, "".join(refusals) or None, answered_by, usage)
+
+    def _params(self, request: LLMRequest) -> tuple[str, dict[str, Any]]:
+        """The model and the chat completion parameters of a request (its output schema checked)."""
         model = request.model or self.model
         schema = request.output_schema
         if schema is not None:
@@ -67,29 +107,33 @@ class OpenAIProvider(LLMProvider):
                 # strict=False: strict mode rejects ordinary schemas (optional properties, open objects).
                 "json_schema": {"name": "output", "schema": schema, "strict": False},
             }
-        try:
-            response = await self._client.chat.completions.create(**params)
-        except openai.OpenAIError as exc:
-            raise self._translate(exc, model) from exc
+        return model, params
 
-        choice = response.choices[0] if response.choices else None
-        content = choice.message.content if choice is not None else None
+    def _result(
+        self,
+        request: LLMRequest,
+        model: str,
+        content: str | None,
+        refusal: str | None,
+        answered_by: str | None,
+        usage: Any,
+    ) -> LLMResult:
         if content is None:
-            refusal = getattr(choice.message, "refusal", None) if choice is not None else None
             raise StepError(
                 f"model {model!r} returned no text" + (f" (refusal: {refusal!r})" if refusal else ""),
                 retryable=True,
                 code="LLM_INVALID_OUTPUT",
             )
+        schema = request.output_schema
         output: Any = content if schema is None else _parse_structured(content, schema, model)
-        usage: dict[str, int] = {}
-        if response.usage is not None:
-            usage = {
-                "prompt_tokens": response.usage.prompt_tokens,
-                "completion_tokens": response.usage.completion_tokens,
-                "total_tokens": response.usage.total_tokens,
+        counts: dict[str, int] = {}
+        if usage is not None:
+            counts = {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
             }
-        return LLMResult(output=output, model=response.model or model, provider=self.name, usage=usage)
+        return LLMResult(output=output, model=answered_by or model, provider=self.name, usage=counts)
 
     def build_messages(self, request: LLMRequest) -> list[dict[str, Any]]:
         """System prompt, then the chat history, then the prompt with the data it is about."""
