@@ -421,6 +421,7 @@ class PostgresEventStore(LeaseTables, EventStore):
         status: str | None = None,
         workflow_name: str | None = None,
         workflow_id: str | None = None,
+        dialect: str | None = None,
         limit: int = 10,
         offset: int = 0,
     ) -> Page:
@@ -430,6 +431,7 @@ class PostgresEventStore(LeaseTables, EventStore):
             status=status,
             workflow_name=workflow_name,
             workflow_id=workflow_id,
+            dialect=dialect,
         )
         with self._tx() as conn:
             # REPEATABLE READ: the total and the page come from one snapshot.

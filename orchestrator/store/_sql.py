@@ -38,7 +38,7 @@ SELECT_EXECUTION = f"SELECT {', '.join(EXECUTION_COLUMNS)} FROM executions"
 SELECT_EVENT = "SELECT execution_id, seq, type, version, step, payload, recorded_at FROM events"
 
 # What list_executions can filter on, all by equality, in this order.
-_FILTER_COLUMNS = ("tenant_id", "status", "workflow_name", "workflow_id")
+_FILTER_COLUMNS = ("tenant_id", "status", "workflow_name", "workflow_id", "dialect")
 
 
 # What changes after an execution's first append; the other columns (its workflow, tenant, dialect,
@@ -81,6 +81,7 @@ def list_executions_sql(
     status: str | None,
     workflow_name: str | None,
     workflow_id: str | None,
+    dialect: str | None = None,
 ) -> tuple[str, str, list[Any]]:
     """``(count_sql, page_sql, params)`` for a filtered listing, newest first.
 
@@ -88,7 +89,8 @@ def list_executions_sql(
     """
     clauses: list[str] = []
     params: list[Any] = []
-    for column, value in zip(_FILTER_COLUMNS, (tenant_id, status, workflow_name, workflow_id), strict=True):
+    values = (tenant_id, status, workflow_name, workflow_id, dialect)
+    for column, value in zip(_FILTER_COLUMNS, values, strict=True):
         if value is not None:
             clauses.append(f"{column} = {placeholder}")
             params.append(value)

@@ -450,6 +450,7 @@ class SQLiteEventStore(LeaseTables, EventStore):
         status: str | None = None,
         workflow_name: str | None = None,
         workflow_id: str | None = None,
+        dialect: str | None = None,
         limit: int = 10,
         offset: int = 0,
     ) -> Page:
@@ -459,6 +460,7 @@ class SQLiteEventStore(LeaseTables, EventStore):
             status=status,
             workflow_name=workflow_name,
             workflow_id=workflow_id,
+            dialect=dialect,
         )
         with self._read() as conn:
             (total,) = conn.execute(count_sql, params).fetchone()

@@ -225,6 +225,7 @@ class EventStore(abc.ABC):
         status: str | None = None,
         workflow_name: str | None = None,
         workflow_id: str | None = None,
+        dialect: str | None = None,
         limit: int = 10,
         offset: int = 0,
     ) -> Page:
