@@ -86,6 +86,9 @@ class Settings(BaseSettings):
 
     default_timeout: float | None = Field(default=None, description="workflow timeout when none is given")
     sync_timeout: float = Field(default=300.0, description="max seconds a synchronous request waits")
+    plan_ttl: float = Field(
+        default=3600.0, gt=0, description="seconds a plan stored for review (execute: false) can be executed"
+    )
     retention_days: float | None = None
     max_body_bytes: int = 1024 * 1024
     max_steps: int = Field(default=2000, ge=1, description="steps per workflow, nested ones included")
@@ -93,6 +96,12 @@ class Settings(BaseSettings):
     max_template_bytes: int = Field(default=64 * 1024, ge=1, description="bytes of one template string")
     max_step_output_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1, description="larger step outputs fail the step (OUTPUT_TOO_LARGE)"
+    )
+    stream_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, le=3600, description="an idle live stream sends a comment this often"
+    )
+    stream_max_open: int = Field(
+        default=1000, ge=1, description="open live streams per ingress replica; more are 503 TOO_MANY_STREAMS"
     )
 
     @model_validator(mode="after")

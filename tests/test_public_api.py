@@ -11,10 +11,10 @@ import pytest
 
 SURFACES = {
     "orchestrator.core": [
-        "DEFAULT_LIMITS", "TERMINAL_STATUSES", "Limits", "AgentUnavailable", "CancelRequested", "CancelStep", "ConcurrencyConflict",
+        "DEFAULT_LIMITS", "TERMINAL_STATUSES", "Limits", "AgentUnavailable", "ApprovalSubmitted", "CancelRequested", "CancelStep", "ConcurrencyConflict",
         "Conflict", "Decision", "Event", "EventRecord", "ExecutionState", "ExecutionTimeout", "Forbidden",
         "InvalidRequest", "InvalidWorkflow", "MissingUserContext", "NotFound", "OrchestratorError",
-        "PlanningFailed", "RequestError", "Resume", "RetryPolicy", "RunStep", "ScheduleTimer", "Start",
+        "PlanningFailed", "RequestError", "Resume", "RetryPolicy", "RunStep", "ScheduleTimer", "SignalSent", "Start",
         "StepDef", "StepError", "StepErrored", "StepState", "StepSucceeded", "StoreError", "TimerElapsed",
         "Trigger", "Unauthenticated", "WorkflowDef", "build_workflow", "decide", "evolve", "fold", "from_record",
         "parse_workflow", "to_record",

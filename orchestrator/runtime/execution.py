@@ -34,12 +34,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.core.decide import (
+    ApprovalSubmitted,
     CancelRequested,
     CancelStep,
     Decision,
     Resume,
     RunStep,
     ScheduleTimer,
+    SignalSent,
     Start,
     StepErrored,
     StepSucceeded,
@@ -65,6 +67,7 @@ from orchestrator.core.events import (
     from_record,
     to_record,
 )
+from orchestrator.core.signals import approval_problem, raise_if, signal_problem
 from orchestrator.core.state import ExecutionState, evolve, fold
 from orchestrator.runtime.appender import BatchAppender
 from orchestrator.runtime.ports import StepRunner
@@ -141,6 +144,7 @@ class Execution:
         start_retry_seconds: float = START_RETRY_SECONDS,
         fence: Fence | None = None,
         on_fenced: Callable[[Execution], None] | None = None,
+        on_recorded: Callable[[str, list[EventRecord], ExecutionState], None] | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.state = ExecutionState(execution_id)
@@ -163,6 +167,8 @@ class Execution:
         self._released = asyncio.Event()  # done, or detached: a waiter has nothing more to wait for
         self.fence = fence
         self._on_fenced = on_fenced
+        # told of every append once committed, with the state after it (the host's live feed)
+        self._on_recorded = on_recorded
 
     # -- entry points ----------------------------------------------------------------------------
 
@@ -199,6 +205,32 @@ class Execution:
         await self.apply(CancelRequested(now=self._clock(), reason=reason, key_id=key_id, user=user))
         return self.state
 
+    async def signal(
+        self, name: str, payload: Any, *, key_id: str | None = None, user: dict[str, Any] | None = None
+    ) -> ExecutionState:
+        """Record signal ``name`` (``signal.received``); a ``signal`` step waiting for it completes. A
+        signal the execution cannot take now raises (SIGNAL_NOT_FOUND, SIGNAL_NOT_AWAITED, ...)."""
+        trigger = SignalSent(now=self._clock(), name=name, payload=payload, key_id=key_id, user=user)
+        await self.apply(trigger, check=lambda state: raise_if(signal_problem(state, name)))
+        return self.state
+
+    async def approve(
+        self,
+        step: str,
+        approved: bool,
+        comment: str | None = None,
+        *,
+        key_id: str | None = None,
+        user: dict[str, Any] | None = None,
+    ) -> ExecutionState:
+        """Record a decision on approval step ``step`` (``approval.decided``); raises when it is not
+        one, is not waiting, or ``user`` is not among its approvers."""
+        trigger = ApprovalSubmitted(
+            now=self._clock(), step=step, approved=approved, comment=comment, key_id=key_id, user=user
+        )
+        await self.apply(trigger, check=lambda state: raise_if(approval_problem(state, step, user)))
+        return self.state
+
     async def wait(self, timeout: float | None = None) -> ExecutionState:
         """The state once terminal, or after ``timeout``; raises NotOwner if this copy is detached
         (its partition moved) before that, so the caller waits on the new owner instead."""
@@ -220,8 +252,12 @@ class Execution:
 
     # -- the mailbox -----------------------------------------------------------------------------
 
-    async def apply(self, trigger: Trigger) -> None:
+    async def apply(self, trigger: Trigger, *, check: Callable[[ExecutionState], None] | None = None) -> None:
+        """``check`` runs on the state inside the mailbox, before the trigger is decided: what it raises
+        reaches the caller and nothing is recorded (a signal or a decision the execution cannot take)."""
         async with self._lock:
+            if check is not None:
+                check(self.state)
             pending: list[Trigger] = [trigger]
             conflicts = 0
             while pending and not self._detached:
@@ -248,6 +284,8 @@ class Execution:
                             return
                         pending = [current, Resume(now=self._clock())]
                         continue
+                    if self._on_recorded is not None:
+                        self._on_recorded(self.execution_id, records, decision.state)
                 self.state = decision.state
                 for command in decision.commands:
                     self._perform(command, resuming=isinstance(current, Resume))
@@ -349,7 +387,7 @@ class Execution:
         step = state.steps.get(step_name) if step_name is not None else None
         if step_name is not None and step is not None and not state.terminal:
             attempt = int(getattr(bad, "attempt", step.attempt or 1))
-            if step.status != "running":
+            if step.status not in ("running", "waiting"):
                 started = StepStarted(seq=state.last_seq + 1, timestamp=now, step=step_name, attempt=attempt)
                 evolve(state, started)
                 kept = [*kept, started]

@@ -40,6 +40,7 @@ from orchestrator.core.state import ExecutionState
 from orchestrator.ray_errors import orchestrator_cause
 from orchestrator.runtime.appender import BatchAppender
 from orchestrator.runtime.execution import Execution, StoreHealth
+from orchestrator.runtime.feed import FeedBatch, LiveFeed, ReportsProgress
 from orchestrator.runtime.ports import RunnerFactory
 from orchestrator.store import open_store
 from orchestrator.store.base import Fence, LeaseSnapshot
@@ -105,6 +106,9 @@ class ExecutionHost:
         self.fence = fence
         self.store = open_store(settings.store_url)
         self.runner = runner_factory(settings)
+        self.live = LiveFeed()  # what its executions record, for live streams (orchestrator.runtime.feed)
+        if isinstance(self.runner, ReportsProgress):
+            self.runner.report_progress(self.live.progress)
         self._runner_factory = runner_factory
         self.appender = BatchAppender(self.store)
         self.fingerprint = writer_fingerprint(settings)
@@ -190,6 +194,39 @@ class ExecutionHost:
             )
         return await target.cancel(reason, key_id=key_id, user=user)
 
+    async def signal(
+        self,
+        execution_id: str,
+        name: str,
+        payload: Any,
+        *,
+        key_id: str | None = None,
+        user: dict[str, Any] | None = None,
+    ) -> ExecutionState:
+        """Record a signal in the execution's log (its mailbox refuses one it cannot take)."""
+        target = await self._target(execution_id)
+        if not isinstance(target, Execution):
+            ref = target.signal.remote(execution_id, name, payload, key_id=key_id, user=user)
+            return await self._forward(execution_id, target, ref)
+        return await target.signal(name, payload, key_id=key_id, user=user)
+
+    async def approve(
+        self,
+        execution_id: str,
+        step: str,
+        approved: bool,
+        comment: str | None = None,
+        *,
+        key_id: str | None = None,
+        user: dict[str, Any] | None = None,
+    ) -> ExecutionState:
+        """Record a decision on an approval step (its mailbox refuses one it cannot take)."""
+        target = await self._target(execution_id)
+        if not isinstance(target, Execution):
+            ref = target.approve.remote(execution_id, step, approved, comment, key_id=key_id, user=user)
+            return await self._forward(execution_id, target, ref)
+        return await target.approve(step, approved, comment, key_id=key_id, user=user)
+
     async def adopt(self, fence: Fence) -> None:
         """Dedicated host: the owner of its partition (a new one, after a failover) hands it a newer
         fence; the execution is reloaded from the log and resumed under it."""
@@ -247,6 +284,11 @@ class ExecutionHost:
 
     async def writer_fingerprint(self) -> str:
         return self.fingerprint
+
+    async def feed(self, incarnation: str | None, after: int | None, timeout: float = 10.0) -> FeedBatch:
+        """What this host's executions recorded after cursor ``after``, as soon as there is any: the
+        long-poll each ingress replica keeps on every host, for live streams (:mod:`.feed`)."""
+        return await self.live.wait(incarnation, after, timeout)
 
     async def owner_id(self) -> str:
         return self.owner
@@ -308,6 +350,7 @@ class ExecutionHost:
         ``adopt``: it may be left from a previous owner, so hand it the current fence."""
         handle = dedicated_host(self.settings, execution_id, self._runner_factory, fence)
         self.dedicated_hosts[execution_id] = handle
+        self.live.relay(execution_id, handle, lambda: self.dedicated_hosts.get(execution_id) is handle)
         if adopt:
             self.unadopted.pop(execution_id, None)
             adopting = asyncio.get_running_loop().create_task(self._adopt(execution_id, handle, fence))
@@ -550,6 +593,7 @@ class ExecutionHost:
             health=self.health,
             fence=fence,
             on_fenced=self._on_fenced,
+            on_recorded=self.live.publish,
         )
 
     async def _load(self, execution_id: str) -> Execution:

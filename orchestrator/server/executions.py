@@ -24,11 +24,13 @@ from ray.exceptions import RayActorError, RayTaskError
 from orchestrator.config import Settings
 from orchestrator.core.decide import Start
 from orchestrator.core.definitions import WorkflowDef
-from orchestrator.core.errors import Conflict, NotFound, NotOwner, OrchestratorError
+from orchestrator.core.errors import Conflict, InvalidRequest, NotFound, NotOwner, OrchestratorError
 from orchestrator.core.events import EVENT_TYPES, EventRecord, from_record
 from orchestrator.core.ids import new_execution_id
+from orchestrator.core.signals import approval_problem, check_signal_payload, raise_if, signal_problem
 from orchestrator.core.state import ExecutionState, evolve, fold
 from orchestrator.ray_errors import orchestrator_cause
+from orchestrator.runtime.execution import payload_problem
 from orchestrator.runtime.host import actor_of, writer_fingerprint
 from orchestrator.runtime.placement import (
     alive_nodes,
@@ -59,8 +61,7 @@ class ExecutionService:
         self.runner_factory = runner_factory
         self.fingerprint = writer_fingerprint(settings)
         self.count = store.partition_count(settings.partitions)
-        node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
-        self.router = PartitionRouter(store, settings.namespace, self.count, node_id=node_id)
+        self.router = PartitionRouter(store, settings.namespace, self.count)
         self.folded = FoldedStates()
         self.supervisor = host_supervisor(settings, runner_factory)
         # the hosts start now, alongside their supervisor (which would create them a process later)
@@ -319,6 +320,53 @@ class ExecutionService:
             execution_id, lambda host: host.cancel.remote(execution_id, key_id=key_id, user=user)
         )
 
+    async def signal(
+        self,
+        execution_id: str,
+        name: str,
+        payload: Any,
+        *,
+        key_id: str | None = None,
+        user: dict[str, Any] | None = None,
+    ) -> ExecutionState:
+        """Send signal ``name`` to the execution's owner, which records it (``signal.received``) in its
+        mailbox. Checked here first, on the state read from the log, so a payload that fails its step's
+        schema (``INVALID_SIGNAL``) or cannot be stored is refused before anything is recorded."""
+        state = await asyncio.to_thread(self.get, execution_id)
+        raise_if(signal_problem(state, name))
+        check_signal_payload(state, name, payload)
+        problem, size = payload_problem({"payload": payload})
+        if problem or size > self.settings.max_step_output_bytes:
+            raise InvalidRequest(
+                f"the payload of signal {name!r} cannot be stored: "
+                + (problem or f"{size} bytes encoded, over ORCH_MAX_STEP_OUTPUT_BYTES"),
+                code="INVALID_SIGNAL",
+                details=[{"field": "payload", "message": problem or "too large"}],
+            )
+        return await self._on_owner(
+            execution_id,
+            lambda host: host.signal.remote(execution_id, name, payload, key_id=key_id, user=user),
+        )
+
+    async def approve(
+        self,
+        execution_id: str,
+        step: str,
+        approved: bool,
+        comment: str | None = None,
+        *,
+        key_id: str | None = None,
+        user: dict[str, Any] | None = None,
+    ) -> ExecutionState:
+        """Decide approval step ``step``: recorded by the execution's owner (``approval.decided``). The
+        same checks as the owner's run here first, on the state read from the log."""
+        state = await asyncio.to_thread(self.get, execution_id)
+        raise_if(approval_problem(state, step, user))
+        return await self._on_owner(
+            execution_id,
+            lambda host: host.approve.remote(execution_id, step, approved, comment, key_id=key_id, user=user),
+        )
+
     def list(self, **filters: Any) -> Page:
         return self.store.list_executions(**filters)
 
@@ -329,13 +377,10 @@ class ExecutionService:
         deadline = time.monotonic() + self.settings.lease_expire_seconds + 5
         while True:
             await self.router.view()
-            local = self.router.local_partitions()  # a host on this node: no cross-node hop
-            for attempt in range(4 * self.count):
+            # any node's host: starts spread over the cluster (one hop either way)
+            for _ in range(4 * self.count):
                 execution_id = new_execution_id()
-                partition = self.router.partition(execution_id)
-                if local and attempt < 2 * self.count and partition not in local:
-                    continue
-                host = self.router.routable(partition, new=True)
+                host = self.router.routable(self.router.partition(execution_id), new=True)
                 if host is not None:
                     return execution_id, host
             if time.monotonic() > deadline:

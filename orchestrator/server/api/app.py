@@ -11,9 +11,10 @@ from fastapi.responses import JSONResponse
 
 from orchestrator.config import Settings
 from orchestrator.core.errors import Unauthenticated
-from orchestrator.server.api import agents, eai, plan, v1
+from orchestrator.server.api import agents, approvals, eai, plan, plan_review, streams, v1
 from orchestrator.server.api.deps import authenticate, maybe_service
 from orchestrator.server.api.errors import ERROR_SCHEMA, BodySizeLimit, install_error_handlers
+from orchestrator.server.ui import mount_ui
 
 API_PREFIX = "/api/"
 SECURITY_SCHEMES: dict[str, Any] = {
@@ -35,10 +36,15 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
+    app.include_router(streams.v1_router)  # first: /executions/stream is not /executions/{execution_id}
     app.include_router(v1.router)
     app.include_router(agents.router)
     app.include_router(plan.router)
+    app.include_router(plan_review.router)
     app.include_router(eai.router)
+    app.include_router(streams.eai_router)
+    app.include_router(approvals.v1_router)
+    app.include_router(approvals.eai_router)
 
     open_server = settings.resolved_auth == "off"
     app.openapi = lambda: _openapi(app, open_server=open_server)  # type: ignore[method-assign]
@@ -62,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
         status = "ok" if hosts["unowned_partitions"] == 0 else "degraded"
         return {"status": status, "placement": engine.settings.placement, **hosts}
 
+    mount_ui(app)  # the web UI at /ui: static files, a client of the routes above
     return app
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.core.durations import format_seconds
+from orchestrator.core.signals import waiting_for
 from orchestrator.core.state import ExecutionState, StepState
 from orchestrator.core.timestamps import format_timestamp
 from orchestrator.store.base import ExecutionRow
@@ -57,6 +58,7 @@ def v1_execution(state: ExecutionState) -> dict[str, Any]:
         "completed_at": iso(state.completed_at),
         "duration_ms": state.duration_ms,
         "steps": steps,
+        "waiting_for": waiting_for(state),  # approval and signal steps waiting for the outside world
     }
 
 
@@ -66,6 +68,7 @@ def list_item(row: ExecutionRow) -> dict[str, Any]:
         "workflow_name": row.workflow_id or row.workflow_name,
         "status": row.status,
         "tenant_id": row.tenant_id,
+        "dialect": row.dialect,
         "started_at": iso(row.started_at),
         "completed_at": iso(row.completed_at),
         "duration_ms": row.duration_ms,

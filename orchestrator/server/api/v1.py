@@ -70,6 +70,19 @@ class StepView(BaseModel):
     error: str | None = None
 
 
+class WaitingView(BaseModel):
+    step: str
+    kind: Literal["approval", "signal"]
+    prompt: str | None = Field(
+        default=None, description="an approval's question; a signal step's description"
+    )
+    since: str | None = None
+    approvers: list[str] | None = Field(
+        default=None, description="approval: user ids or roles; empty: anyone"
+    )
+    signal: str | None = Field(default=None, description="signal: the name to send")
+
+
 class ExecutionView(BaseModel):
     id: str
     status: Status
@@ -84,6 +97,9 @@ class ExecutionView(BaseModel):
     completed_at: str | None = None
     duration_ms: int | None = None
     steps: list[StepView]
+    waiting_for: list[WaitingView] = Field(
+        default_factory=list, description="approval and signal steps waiting now (status waiting)"
+    )
 
 
 class ExecutionSummary(BaseModel):
@@ -91,6 +107,7 @@ class ExecutionSummary(BaseModel):
     workflow_name: str
     status: Status
     tenant_id: str
+    dialect: Literal["v1", "eai"] = Field(default="v1", description="the API it was started through")
     started_at: str | None
     completed_at: str | None = None
     duration_ms: int | None = None
@@ -195,6 +212,7 @@ async def list_executions(
     offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
     status: Status | None = None,
     workflow_name: str | None = None,
+    dialect: Literal["v1", "eai"] | None = Query(default=None, description="only those started in it"),
     x_tenant_id: str | None = Header(default=None),
     principal: Principal = Depends(authenticate),
 ) -> dict[str, Any]:
@@ -205,6 +223,7 @@ async def list_executions(
         tenant_id=tenant_id,
         status=status,
         workflow_name=workflow_name,
+        dialect=dialect,
         limit=limit,
         offset=offset,
     )
