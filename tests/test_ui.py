@@ -349,3 +349,62 @@ def test_llm_text_streams_into_the_step_details(page: Any, api: httpx.Client, se
     details = page.locator(".step-details")
     expect(details).to_contain_text("LLM text as it streamed", timeout=30000)
     expect(details.locator(".llm")).to_have_text(answer)
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A server with API keys on (as off loopback) and one key of tenant ``ui-acme``: (base URL, key)."""
+    from tests.fixtures_server import eventually, free_port
+    from tests.processes import kill_session, start_server_process
+    from tests.test_streams import create_key
+
+    data_dir = tmp_path_factory.mktemp("ui-keyed")
+    key = create_key(data_dir, "ui-acme")
+    port = free_port()
+    log_path = data_dir.parent / f"ui-keyed-{port}.log"
+    process = start_server_process(
+        port,
+        data_dir,
+        "orchestrator-ui-keyed",
+        log_path,
+        env={"ORCH_AUTH": "api_key", "ORCH_HOSTS_PER_NODE": "1"},
+    )
+    base_url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{base_url}/health", timeout=10).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        eventually(healthy, timeout=240, interval=0.5)
+        yield base_url, key
+    finally:
+        kill_session(process.pid)
+        process.wait(timeout=30)
+
+
+def test_with_auth_on_the_ui_asks_for_a_key_once_and_shows_the_tenants_work(
+    browser: Any, keyed_server: tuple[str, str]
+) -> None:
+    base_url, key = keyed_server
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as api:
+        execution = start(api, "ui-keyed", {"name": "t", "type": "transform", "value": 1}, wait=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 950}, base_url=base_url)
+    page = context.new_page()
+    seen: list[str] = []
+    page.on("request", lambda request: seen.append(request.url))
+    try:
+        page.goto("/ui#/executions")  # the list answers 401: the UI asks for a key
+        expect(page.locator("#key-dialog")).to_be_visible(timeout=15000)
+        page.get_by_role("textbox", name="Key").fill(key)
+        page.get_by_role("button", name="Use this key").click()
+        expect(page.locator("#key-dialog")).not_to_be_visible()
+        expect(page.get_by_text(execution["id"])).to_be_visible(timeout=15000)
+        page.goto(f"/ui#/executions/{execution['id']}")  # another page: not asked again
+        expect(page.locator('.dag .node[data-step="t"]')).to_contain_text("completed", timeout=15000)
+        expect(page.locator("#key-dialog")).not_to_be_visible()
+        assert not any(key in url for url in seen)
+    finally:
+        context.close()
