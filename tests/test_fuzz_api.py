@@ -54,11 +54,14 @@ def bounded(case: Any) -> None:
     """Cap the timeout of anything that starts an execution, keeping a generated invalid one as it is."""
     if not case.path.endswith(_RUNS) or not isinstance(case.body, dict):
         return
+    if case.body.get("timeout") is None:  # absent or null: the workflow's own, maybe none at all
+        case.body["timeout"] = FUZZ_TIMEOUT_S
+        return
     try:
-        seconds = parse_duration(case.body.get("timeout"))
+        seconds = parse_duration(case.body["timeout"])
     except ValueError:
         return
-    if seconds > FUZZ_TIMEOUT_S or case.body.get("timeout") is None:
+    if seconds > FUZZ_TIMEOUT_S:
         case.body["timeout"] = FUZZ_TIMEOUT_S
 
 
