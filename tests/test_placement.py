@@ -197,3 +197,36 @@ async def test_hosts_created_with_other_writer_settings_are_replaced(
     ray.kill(new.supervisor, no_restart=True)
     await replaced.leave.remote()
     ray.kill(replaced, no_restart=True)
+
+
+async def test_signals_and_approvals_reach_a_dedicated_execution(server: ServerInfo) -> None:
+    """The partition owner forwards them to the execution's own actor, which records them."""
+    settings = Settings(data_dir=server.data_dir, namespace=server.namespace, placement="dedicated")
+    store = open_store(settings.store_url)
+    engine = ExecutionService(settings, store, AgentStepRunner)
+    workflow = parse_workflow(
+        {
+            "metadata": {"name": "dedicated-gated"},
+            "spec": {
+                "steps": [
+                    {"name": "go", "type": "signal", "signal": "go", "timeout": "60s"},
+                    {"name": "ok", "type": "approval", "prompt": "ship it?", "depends_on": ["go"]},
+                ]
+            },
+        }
+    )
+    state = await engine.start(workflow, input={}, user={"id": 1}, tenant_id="default", wait=False)
+    assert state.placement == "dedicated"
+    await engine.signal(state.execution_id, "go", {"n": 1}, user={"id": "ops"})
+
+    def waiting_for_approval() -> bool:
+        return engine.get(state.execution_id).steps["ok"].status == "waiting"
+
+    eventually(waiting_for_approval, timeout=30, interval=0.2)
+    await engine.approve(state.execution_id, "ok", True, "fine", user={"id": "boss"})
+    final = await engine.wait(state.execution_id, 30)
+    assert final.status == "completed"
+    assert final.steps["go"].output == {"n": 1} and final.steps["ok"].output["approved"] is True
+    types = [r.type for r in store.load(state.execution_id)]
+    assert "signal.received" in types and "approval.decided" in types
+    store.close()
