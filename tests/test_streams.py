@@ -108,7 +108,7 @@ async def test_a_cursor_of_another_incarnation_or_off_the_ring_is_lost() -> None
 
 
 async def test_old_entries_leave_the_ring_and_a_poller_that_needed_them_hears_so() -> None:
-    feed = LiveFeed(keep_seconds=-1.0)  # everything but the newest entry is too old
+    feed = LiveFeed(keep_seconds=-1.0, unwatched_keep_seconds=-1.0)  # everything but the newest is too old
     feed.publish("e1", [record(1), record(2)], started_state())
     assert (await feed.wait(feed.incarnation, 0, 0.0)).lost
     newest = await feed.wait(feed.incarnation, 1, 0.0)
@@ -120,6 +120,21 @@ class Instant:
 
     async def run(self, state: ExecutionState, command: RunStep) -> Any:
         raise AssertionError(f"no step should need a runner: {command.step}")
+
+
+async def test_a_feed_nobody_polls_keeps_only_a_few_seconds_of_records() -> None:
+    """Without open streams a host keeps little (memory per execution), and keeps the usual history
+    once something polls it."""
+    feed = LiveFeed(keep_seconds=60.0, unwatched_keep_seconds=0.05)
+    feed.publish("e1", [record(1, "execution.started", None)], started_state())
+    await asyncio.sleep(0.1)
+    feed.publish("e1", [record(2)], started_state())
+    everything = await feed.wait(None, 0, 0.0)  # a poller attaching takes the whole ring
+    assert [entry.record.seq for entry in everything.entries if entry.record] == [2]
+    await asyncio.sleep(0.1)  # polled now: the older entry stays
+    feed.publish("e1", [record(3)], started_state())
+    batch = await feed.wait(None, 0, 0.0)
+    assert [entry.record.seq for entry in batch.entries if entry.record] == [2, 3]
 
 
 async def test_an_execution_publishes_every_committed_record_in_order(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import time
 import uuid
 from collections import deque
@@ -43,6 +44,11 @@ log = logging.getLogger(__name__)
 # limit memory, never correctness.
 FEED_SIZE = 10_000
 FEED_KEEP_SECONDS = 30.0
+# Without pollers, entries stay only this long: enough for the first poll of a stream just opened
+# (which takes the whole ring) to find what was recorded since the stream opened.
+UNWATCHED_KEEP_SECONDS = 5.0
+# A feed counts as unwatched when nothing polled it for this long (pollers come back every few seconds).
+IDLE_POLLER_SECONDS = 60.0
 # How long a relay long-polls a dedicated host per call, and how many failed calls in a row it tolerates
 # before it leaves the execution to the streams' store re-checks.
 RELAY_POLL_SECONDS = 10.0
@@ -102,8 +108,16 @@ class FeedBatch(NamedTuple):
 
 
 class LiveFeed:
-    def __init__(self, *, size: int = FEED_SIZE, keep_seconds: float = FEED_KEEP_SECONDS) -> None:
+    def __init__(
+        self,
+        *,
+        size: int = FEED_SIZE,
+        keep_seconds: float = FEED_KEEP_SECONDS,
+        unwatched_keep_seconds: float = UNWATCHED_KEEP_SECONDS,
+    ) -> None:
         self.incarnation = uuid.uuid4().hex
+        self._unwatched_keep = unwatched_keep_seconds
+        self._polled_at = -math.inf  # monotonic time of the last poll
         self._ring: deque[FeedEntry] = deque(maxlen=size)
         self._added: deque[float] = deque(maxlen=size)  # when each entry of the ring was added
         self._keep = keep_seconds
@@ -160,7 +174,10 @@ class LiveFeed:
     def _add(self, entry: FeedEntry) -> None:
         """Append the entry with the next cursor, dropping those older than the time bound."""
         now = time.monotonic()
-        while self._added and now - self._added[0] > self._keep:
+        # Nobody polled for a while (no open stream anywhere): keep only what a poller attaching now
+        # could need, not half a minute of every execution's records in this host's memory.
+        keep = self._keep if now - self._polled_at < IDLE_POLLER_SECONDS else self._unwatched_keep
+        while self._added and now - self._added[0] > keep:
             self._ring.popleft()
             self._added.popleft()
         self._cursor = entry.cursor
@@ -180,6 +197,7 @@ class LiveFeed:
         the store itself). ``incarnation`` None: trust ``after`` as it is (0 is then "everything still
         in the ring", which is how a relay starts). A cursor from another incarnation, or one the ring
         has moved past, answers ``lost`` with the current cursor."""
+        self._polled_at = time.monotonic()
         if after is None:
             return FeedBatch(self.incarnation, self._cursor, [], False)
         oldest = self._ring[0].cursor if self._ring else self._cursor + 1
