@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -135,6 +136,11 @@ async def test_a_feed_nobody_polls_keeps_only_a_few_seconds_of_records() -> None
     feed.publish("e1", [record(3)], started_state())
     batch = await feed.wait(None, 0, 0.0)
     assert [entry.record.seq for entry in batch.entries if entry.record] == [2, 3]
+    idle = LiveFeed(keep_seconds=60.0, unwatched_keep_seconds=0.05)
+    idle.publish("e1", [record(1, "execution.started", None)], started_state())
+    await asyncio.sleep(0.1)
+    idle.trim()  # what the host does every lease round: an idle feed lets go of its last burst
+    assert idle._ring == deque() and idle.cursor == 1
 
 
 async def test_an_execution_publishes_every_committed_record_in_order(tmp_path: Path) -> None:

@@ -171,8 +171,9 @@ class LiveFeed:
         self._add(FeedEntry(self._cursor + 1, "gap", execution_id))
         self._wake()
 
-    def _add(self, entry: FeedEntry) -> None:
-        """Append the entry with the next cursor, dropping those older than the time bound."""
+    def trim(self) -> None:
+        """Drop entries older than the time bound now (the host calls it every lease round), so an idle
+        host does not keep the records of its last burst until its next append."""
         now = time.monotonic()
         # Nobody polled for a while (no open stream anywhere): keep only what a poller attaching now
         # could need, not half a minute of every execution's records in this host's memory.
@@ -180,6 +181,11 @@ class LiveFeed:
         while self._added and now - self._added[0] > keep:
             self._ring.popleft()
             self._added.popleft()
+
+    def _add(self, entry: FeedEntry) -> None:
+        """Append the entry with the next cursor, dropping those older than the time bound."""
+        self.trim()
+        now = time.monotonic()
         self._cursor = entry.cursor
         self._ring.append(entry)
         self._added.append(now)

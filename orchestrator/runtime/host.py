@@ -434,6 +434,7 @@ class ExecutionHost:
                 acquired = await self._lease_round()
                 self.last_lease_error = None
                 self._retry_adoptions()
+                self.live.trim()
                 if acquired:
                     # its own task: a large backlog must not delay the next renewal
                     resuming = asyncio.get_running_loop().create_task(self._resume(acquired))
