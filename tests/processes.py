@@ -9,8 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+import httpx
 
 
 def session_processes(sid: int) -> list[int]:
@@ -61,3 +63,28 @@ def start_server_process(
         return subprocess.Popen(
             command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
+
+
+def healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextlib.contextmanager
+def server_process(
+    port: int, data_dir: Path, namespace: str, *, env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``orchestrate serve`` in its own session (:func:`start_server_process`), healthy when entered,
+    killed with SIGKILL (every process of the session) on the way out."""
+    from tests.fixtures_server import eventually
+
+    log_path = data_dir.parent / f"server-{port}-{time.time_ns()}.log"
+    process = start_server_process(port, data_dir, namespace, log_path, env=env)
+    try:
+        eventually(lambda: healthy(port), timeout=240, interval=0.5)
+        yield process
+    finally:
+        kill_session(process.pid)
+        process.wait(timeout=30)

@@ -9,12 +9,7 @@ approval waits, then approves it after the restart.
 from __future__ import annotations
 
 import contextlib
-import random
-import socket
 import sqlite3
-import subprocess
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,7 +38,7 @@ from orchestrator.core.state import ExecutionState, fold
 from orchestrator.core.validation import parse_workflow
 from orchestrator.core.workflow_documents import parse_definition
 from tests.fixtures_server import ServerInfo, eventually, free_port
-from tests.processes import kill_session, start_server_process
+from tests.processes import kill_session, server_process
 
 NOW = datetime(2025, 1, 2, 10, 0, tzinfo=UTC)
 EXEC = "wf_exec_01APPROVALS"
@@ -690,44 +685,6 @@ def test_eai_workflows_take_approvals_and_signals(api: httpx.Client) -> None:
 # ---------------------------------------------------------------------------------- kill -9 and restart
 
 
-def quiet_port() -> int:
-    """A free port below the ephemeral range: other servers on this machine bind ephemeral ports for
-    their replicas, and one of them taking ours between the check and the bind would answer for us."""
-    for _ in range(200):
-        port = random.randint(20000, 29999)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    return free_port()
-
-
-@contextlib.contextmanager
-def server_process(port: int, data_dir: Path, namespace: str) -> Iterator[subprocess.Popen[bytes]]:
-    """``orchestrate serve`` in its own session (tests/test_durability.py's way), killed with SIGKILL.
-
-    With Serve's own proxy: in throughput mode every Ray cluster on a machine gives its replicas ports
-    from the same range (30000-31000), so beside other servers (tests run in parallel here) this one's
-    HAProxy can reach another server's replica. What is tested here does not depend on the proxy."""
-    log = data_dir.parent / f"server-{time.time_ns()}.log"
-    process = start_server_process(port, data_dir, namespace, log, env={"ORCH_FAST_PROXY": "0"})
-    try:
-        eventually(lambda: _healthy(port), timeout=240, interval=0.5)
-        yield process
-    finally:
-        kill_session(process.pid)
-        process.wait(timeout=30)
-
-
-def _healthy(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def recorded(data_dir: Path, execution_id: str) -> list[str]:
     """Event types of the execution in this server's own SQLite file: what is on disk, and proof that
     the server answering is the one we started."""
@@ -745,7 +702,7 @@ def test_a_waiting_execution_survives_kill_9_and_finishes_when_approved_after_th
     del server  # only for ordering: the session's Ray instance is up, this test runs a second one
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    port = quiet_port()
+    port = free_port()
     workflow = {
         "metadata": {"name": "kill-9-gate"},
         "spec": {

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +11,7 @@ import pytest
 import ray
 
 from tests.fixtures_server import ServerInfo, eventually, free_port, host_names
-from tests.processes import kill_session, start_server_process
+from tests.processes import kill_session, server_process
 
 pytestmark = pytest.mark.ray
 
@@ -57,25 +53,6 @@ def test_killed_execution_host_resumes_its_executions(api: httpx.Client, server:
         assert body["output"] == {"final_result": execution_id}
         events = api.get(f"/api/v1/workflows/executions/{execution_id}/events").json()["events"]
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-
-
-@contextlib.contextmanager
-def server_process(port: int, data_dir: Path, namespace: str) -> Iterator[subprocess.Popen[bytes]]:
-    log_path = data_dir.parent / f"server-{port}-{time.time_ns()}.log"
-    process = start_server_process(port, data_dir, namespace, log_path)
-    try:
-        eventually(lambda: _healthy(port), timeout=240, interval=0.5)
-        yield process
-    finally:
-        kill_session(process.pid)
-        process.wait(timeout=30)
-
-
-def _healthy(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_kill_9_of_the_whole_server_loses_nothing(tmp_path: Path, server: ServerInfo) -> None:

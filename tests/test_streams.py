@@ -39,9 +39,9 @@ from orchestrator.server.routing import PartitionRouter
 from orchestrator.server.streams import KEEP_ALIVE, StreamHub, Subscription, execution_stream
 from orchestrator.store import open_store
 from orchestrator.store.base import EventStore
-from tests.fixtures_server import ServerInfo, eventually, free_port
+from tests.fixtures_server import ServerInfo, free_port
 from tests.openai_server import ScriptedOpenAI
-from tests.processes import kill_session, start_server_process
+from tests.processes import server_process
 
 V1 = "/api/v1/workflows"
 EAI = "/api/eai/v3/orchestrate"
@@ -665,13 +665,6 @@ def create_key(data_dir: Path, tenant: str) -> str:
     return done.stdout.splitlines()[-1]
 
 
-def _healthy(base_url: str) -> bool:
-    try:
-        return httpx.get(f"{base_url}/health", timeout=10).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyedServer]:
     data_dir = tmp_path_factory.mktemp("streams-keyed")
@@ -683,15 +676,8 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyedServer]:
         "ORCH_HOSTS_PER_NODE": "1",
         "ORCH_STREAM_HEARTBEAT_SECONDS": "1",
     }
-    log_path = data_dir.parent / f"streams-keyed-{port}.log"
-    process = start_server_process(port, data_dir, "orchestrator-streams", log_path, env=env)
-    info = KeyedServer(base_url=f"http://127.0.0.1:{port}", keys=keys)
-    try:
-        eventually(lambda: _healthy(info.base_url), timeout=240, interval=0.5)
-        yield info
-    finally:
-        kill_session(process.pid)
-        process.wait(timeout=30)
+    with server_process(port, data_dir, "orchestrator-streams", env=env):
+        yield KeyedServer(base_url=f"http://127.0.0.1:{port}", keys=keys)
 
 
 @pytest.mark.ray

@@ -354,35 +354,16 @@ def test_llm_text_streams_into_the_step_details(page: Any, api: httpx.Client, se
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """A server with API keys on (as off loopback) and one key of tenant ``ui-acme``: (base URL, key)."""
-    from tests.fixtures_server import eventually, free_port
-    from tests.processes import kill_session, start_server_process
+    from tests.fixtures_server import free_port
+    from tests.processes import server_process
     from tests.test_streams import create_key
 
     data_dir = tmp_path_factory.mktemp("ui-keyed")
     key = create_key(data_dir, "ui-acme")
     port = free_port()
-    log_path = data_dir.parent / f"ui-keyed-{port}.log"
-    process = start_server_process(
-        port,
-        data_dir,
-        "orchestrator-ui-keyed",
-        log_path,
-        env={"ORCH_AUTH": "api_key", "ORCH_HOSTS_PER_NODE": "1"},
-    )
-    base_url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{base_url}/health", timeout=10).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        eventually(healthy, timeout=240, interval=0.5)
-        yield base_url, key
-    finally:
-        kill_session(process.pid)
-        process.wait(timeout=30)
+    env = {"ORCH_AUTH": "api_key", "ORCH_HOSTS_PER_NODE": "1"}
+    with server_process(port, data_dir, "orchestrator-ui-keyed", env=env):
+        yield f"http://127.0.0.1:{port}", key
 
 
 def test_with_auth_on_the_ui_asks_for_a_key_once_and_shows_the_tenants_work(
