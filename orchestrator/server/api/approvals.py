@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.core.state import ExecutionState
@@ -131,11 +130,6 @@ async def signal_v1(
 # ----------------------------------------------------------------------------------------------- EAI
 
 
-def _camel(state: ExecutionState, status: int) -> JSONResponse:
-    view = WorkflowExecution.model_validate(eai_execution(state)).model_dump(mode="json", by_alias=True)
-    return JSONResponse(view, status_code=status)
-
-
 @eai_router.post(
     "/executions/{executionId}/approvals/{stepId}",
     response_model=WorkflowExecution,
@@ -148,8 +142,9 @@ async def approve_eai(
     execution_id: str = Path(alias="executionId"),
     step_id: str = Path(alias="stepId"),
     principal: Principal = Depends(authenticate),
-) -> JSONResponse:
-    return _camel(await _approve(request, execution_id, step_id, body, principal), 200)
+) -> dict[str, Any]:
+    # rendered in camelCase by the response model, as GET of an execution is
+    return eai_execution(await _approve(request, execution_id, step_id, body, principal))
 
 
 @eai_router.post(
@@ -165,5 +160,5 @@ async def signal_eai(
     execution_id: str = Path(alias="executionId"),
     name: str = Path(),
     principal: Principal = Depends(authenticate),
-) -> JSONResponse:
-    return _camel(await _signal(request, execution_id, name, body, principal), 202)
+) -> dict[str, Any]:
+    return eai_execution(await _signal(request, execution_id, name, body, principal))
