@@ -22,14 +22,14 @@ import pytest
 from agents.connectors.base import CallContext, CapabilitySpec
 from agents.connectors.http import HTTPConnector
 from orchestrator.core.decide import RunStep, Start
-from orchestrator.core.errors import ConcurrencyConflict
+from orchestrator.core.errors import ConcurrencyConflict, NotOwner
 from orchestrator.core.events import from_record, to_record
 from orchestrator.core.state import ExecutionState
 from orchestrator.core.validation import parse_workflow
 from orchestrator.runtime.appender import BatchAppender
 from orchestrator.runtime.execution import Execution
 from orchestrator.store import open_store
-from orchestrator.store.base import EventStore
+from orchestrator.store.base import EventStore, Fence
 
 
 class FlakyService:
@@ -352,3 +352,52 @@ async def test_group_commit_isolates_a_conflict(store: EventStore) -> None:
     assert not isinstance(results[1], BaseException) and results[1].status == "completed"
     assert_contiguous(store, other.execution_id)
     appender.close()
+
+
+async def test_a_start_its_decision_finishes_is_recorded_whole_under_the_fence(store: EventStore) -> None:
+    """The ingress records an execution of transforms itself: one append, terminal, fenced."""
+    definition = workflow(
+        {"name": "a", "type": "transform", "value": "{{ input.x + 1 }}"},
+        {"name": "b", "type": "transform", "value": "{{ steps.a.output * 2 }}", "depends_on": ["a"]},
+    )
+    trigger = start(definition, input={"x": 1})
+    assert trigger.workflow.inline
+    store.partition_count(1)
+    epoch = store.acquire_lease(0, "host@1", ttl=30) or 0
+    recorded: list[tuple[str, list[str], str]] = []
+    execution = Execution(
+        f"wf_exec_{uuid.uuid4().hex}",
+        store=store,
+        runner=HTTPRunner("http://127.0.0.1:9"),
+        fence=Fence(0, epoch),
+        on_recorded=lambda eid, records, state: recorded.append((eid, [r.type for r in records], state.status)),
+    )
+    state = await execution.start_finished(trigger)
+    assert state is not None and state.status == "completed"
+    assert state.output == {"final_result": 4}
+    types = event_types(store, execution.execution_id)
+    assert types[0] == "execution.started" and types[-1] == "execution.completed"
+    assert recorded == [(execution.execution_id, types, "completed")]
+    assert_contiguous(store, execution.execution_id)
+
+
+async def test_a_start_that_does_not_finish_at_once_records_nothing(store: EventStore) -> None:
+    """A wait needs a host to keep its timer: nothing is recorded here."""
+    execution = Execution(f"wf_exec_{uuid.uuid4().hex}", store=store, runner=HTTPRunner("http://127.0.0.1:9"))
+    waiting = start(workflow({"name": "w", "type": "wait", "duration": "1s"}))
+    assert not waiting.workflow.inline
+    assert await execution.start_finished(waiting) is None
+    assert store.load(execution.execution_id) == []
+
+
+async def test_a_finished_start_under_a_stale_epoch_is_refused_as_not_owner(store: EventStore) -> None:
+    store.partition_count(1)
+    old = store.acquire_lease(0, "host@1", ttl=0.01) or 0
+    time.sleep(0.05)
+    assert (store.acquire_lease(0, "host@2", ttl=30) or 0) > old
+    execution = Execution(
+        f"wf_exec_{uuid.uuid4().hex}", store=store, runner=HTTPRunner("http://127.0.0.1:9"), fence=Fence(0, old)
+    )
+    with pytest.raises(NotOwner):
+        await execution.start_finished(start(workflow({"name": "a", "type": "transform", "value": 1})))
+    assert store.load(execution.execution_id) == []

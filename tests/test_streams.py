@@ -311,6 +311,33 @@ async def test_a_lifecycle_stream_takes_what_was_recorded_since_it_opened_and_no
     hub.close(subscription)
 
 
+async def test_what_the_ingress_recorded_itself_reaches_its_streams_once(hub: StreamHub) -> None:
+    """An execution of transforms finishes in the ingress (no host): this replica's streams get its
+    records at once, and the same records relayed back by the partition's owner (for other replicas)
+    are not sent twice."""
+    now = datetime.now(UTC)
+    records = [
+        record(1, "execution.started", None).model_copy(update={"recorded_at": now}),
+        record(2, "execution.completed", None).model_copy(update={"recorded_at": now}),
+    ]
+    lifecycle = hub.open_lifecycle(lambda entry: True)
+    execution = hub.open_execution("e1")
+    hub.recorded("e1", records, started_state("completed"))
+    relayed = LiveFeed()
+    relayed.publish("e1", records, started_state("completed"))
+    push(hub, *(await relayed.wait(relayed.incarnation, 0, 0.0)).entries)
+    inbox = await lifecycle.next(1.0)
+    assert inbox is not None
+    assert [(e.record.seq, e.about.status) for e in inbox.entries if e.record and e.about] == [
+        (1, "running"),
+        (2, "completed"),
+    ]
+    direct = await execution.next(1.0)
+    assert direct is not None and [e.record.seq for e in direct.entries if e.record][:2] == [1, 2]
+    hub.close(lifecycle)
+    hub.close(execution, "e1")
+
+
 async def test_a_slow_streams_inbox_overflows_into_a_resync() -> None:
     inbox = Subscription(max_items=2)
     for seq in (1, 2, 3):

@@ -28,6 +28,9 @@ STEP_KINDS: dict[str, str] = {
 CONTAINER_KINDS = frozenset({"condition", "parallel"})
 # Steps that wait for the outside world: no work runs while they wait, only (maybe) a timeout timer.
 WAITING_KINDS = frozenset({"approval", "signal"})
+# Steps decided entirely by the core, with no work outside it: a workflow of only these can finish in
+# the decision that starts it.
+INLINE_KINDS = frozenset({"transform", "condition", "parallel"})
 
 
 class RetryPolicy(BaseModel):
@@ -133,6 +136,12 @@ class WorkflowDef(BaseModel):
     def waiting(self) -> frozenset[str]:
         """Names of the steps that wait for the outside world (``approval``, ``signal``)."""
         return frozenset(step.name for step in self.steps if step.kind in WAITING_KINDS)
+
+    @cached_property
+    def inline(self) -> bool:
+        """Every step is decided by the core alone (transforms and their containers): the execution
+        can finish in the decision that starts it, with no step work, timer or person to wait for."""
+        return all(step.kind in INLINE_KINDS for step in self.steps)
 
     @cached_property
     def index(self) -> dict[str, int]:

@@ -176,6 +176,28 @@ class Execution:
         await self.apply(trigger)
         return self.state
 
+    async def start_finished(self, trigger: Start) -> ExecutionState | None:
+        """Record the start only if its decision finishes the execution (a chain of transforms), and
+        return the final state; otherwise record nothing and return None (the start belongs to a host,
+        which runs the work the decision asks for). Lets the ingress finish such an execution itself,
+        with no actor hop: nobody else ever writes its log, and the fence still guards the append."""
+        async with self._lock:
+            decision = decide(self.state, trigger)
+            if not decision.state.terminal:
+                return None
+            decision, records = self._storable(decision, trigger)
+            try:
+                recorded = await self._record(decision, records, start=True)
+            except Fenced as exc:
+                raise NotOwner(exc.message) from exc
+            if not recorded:  # a new id already taken: another id is as good
+                raise NotOwner(f"execution {self.execution_id!r} was recorded by another writer")
+            if self._on_recorded is not None:
+                self._on_recorded(self.execution_id, records, decision.state)
+            self.state = decision.state
+            self._finish()
+            return self.state
+
     def load(self) -> ExecutionState:
         """Rebuild from the store (recovery, or after a concurrency conflict). Blocks: on an event
         loop, use :meth:`reload`."""

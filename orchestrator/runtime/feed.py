@@ -97,6 +97,23 @@ class FeedEntry(NamedTuple):
     delta: str = ""
 
 
+def record_entries(
+    execution_id: str, records: Sequence[EventRecord], state: ExecutionState
+) -> list[FeedEntry]:
+    """The entries of records just committed for ``execution_id`` (``state``: the execution after them),
+    with cursor 0: a feed numbers them as it adds them."""
+    entries: list[FeedEntry] = []
+    for record in records:
+        about: About | None = None
+        if record.type.startswith("execution."):
+            # the status right after this record: one append may hold a whole quick execution
+            status = _STATUS_AFTER.get(record.type, state.status)
+            workflow_name = state.workflow.name if state.workflow is not None else ""
+            about = About(state.tenant_id, workflow_name, state.workflow_id, status)
+        entries.append(FeedEntry(0, "record", execution_id, record=record, about=about))
+    return entries
+
+
 class FeedBatch(NamedTuple):
     """One answer to a poller: the entries after its cursor, the cursor to ask with next, and ``lost``
     when entries it had not seen were dropped (the ring moved past its cursor, or the host restarted)."""
@@ -134,14 +151,8 @@ class LiveFeed:
 
     def publish(self, execution_id: str, records: Sequence[EventRecord], state: ExecutionState) -> None:
         """Records just committed for ``execution_id``; ``state`` is the execution after them."""
-        for record in records:
-            about: About | None = None
-            if record.type.startswith("execution."):
-                # the status right after this record: one append may hold a whole quick execution
-                status = _STATUS_AFTER.get(record.type, state.status)
-                workflow_name = state.workflow.name if state.workflow is not None else ""
-                about = About(state.tenant_id, workflow_name, state.workflow_id, status)
-            self._add(FeedEntry(self._cursor + 1, "record", execution_id, record=record, about=about))
+        for entry in record_entries(execution_id, records, state):
+            self._add(entry._replace(cursor=self._cursor + 1))
         if records:
             self._wake()
 

@@ -35,6 +35,7 @@ import ray
 from orchestrator.config import Settings, quiet_logging
 from orchestrator.core.decide import Start
 from orchestrator.core.errors import Conflict, NotFound, NotOwner, OrchestratorError
+from orchestrator.core.events import EventRecord
 from orchestrator.core.partitions import partition_of, plan_leases
 from orchestrator.core.state import ExecutionState
 from orchestrator.ray_errors import orchestrator_cause
@@ -289,6 +290,11 @@ class ExecutionHost:
         """What this host's executions recorded after cursor ``after``, as soon as there is any: the
         long-poll each ingress replica keeps on every host, for live streams (:mod:`.feed`)."""
         return await self.live.wait(incarnation, after, timeout)
+
+    async def published(self, execution_id: str, records: list[EventRecord], state: ExecutionState) -> None:
+        """Records an ingress replica committed itself for an execution of this host's partitions (one
+        that finished at its start): into this host's feed, for the streams of the other replicas."""
+        self.live.publish(execution_id, records, state)
 
     async def owner_id(self) -> str:
         return self.owner

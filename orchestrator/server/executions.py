@@ -22,7 +22,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from orchestrator.config import Settings
-from orchestrator.core.decide import Start
+from orchestrator.core.decide import RunStep, Start
 from orchestrator.core.definitions import WorkflowDef
 from orchestrator.core.errors import Conflict, InvalidRequest, NotFound, NotOwner, OrchestratorError
 from orchestrator.core.events import EVENT_TYPES, EventRecord, from_record
@@ -30,7 +30,8 @@ from orchestrator.core.ids import new_execution_id
 from orchestrator.core.signals import approval_problem, check_signal_payload, raise_if, signal_problem
 from orchestrator.core.state import ExecutionState, evolve, fold
 from orchestrator.ray_errors import orchestrator_cause
-from orchestrator.runtime.execution import payload_problem
+from orchestrator.runtime.appender import BatchAppender
+from orchestrator.runtime.execution import Execution, payload_problem
 from orchestrator.runtime.host import actor_of, writer_fingerprint
 from orchestrator.runtime.placement import (
     alive_nodes,
@@ -43,7 +44,7 @@ from orchestrator.runtime.placement import (
 from orchestrator.runtime.ports import RunnerFactory
 from orchestrator.server.folded_states import FoldedStates
 from orchestrator.server.routing import PartitionRouter
-from orchestrator.store.base import EventStore, IdempotencyKeyTaken, Page
+from orchestrator.store.base import EventStore, Fence, IdempotencyKeyTaken, Page
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,11 @@ class ExecutionService:
         self.count = store.partition_count(settings.partitions)
         self.router = PartitionRouter(store, settings.namespace, self.count)
         self.folded = FoldedStates()
+        # executions that finish at their start are recorded here (see _finish_here), group-committed
+        self.appender = BatchAppender(store)
+        # told of what this replica records itself (its live streams, orchestrator.server.streams)
+        self.listeners: list[Callable[[str, list[EventRecord], ExecutionState], None]] = []
+        self._relay_finished = settings.ingress_replicas > 1 or (settings.ingress_max_replicas or 1) > 1
         self.supervisor = host_supervisor(settings, runner_factory)
         # the hosts start now, alongside their supervisor (which would create them a process later)
         self._hosts = start_hosts(
@@ -214,7 +220,10 @@ class ExecutionService:
         execution_id, host = await self._routable_id()
         for attempt in range(START_ATTEMPTS):
             try:
-                state = await _call(host.start.remote(execution_id, trigger, fingerprint=self.fingerprint))
+                finished = await self._finish_here(execution_id, host, trigger) if workflow.inline else None
+                state = finished or await _call(
+                    host.start.remote(execution_id, trigger, fingerprint=self.fingerprint)
+                )
                 break
             except IdempotencyKeyTaken as exc:  # a concurrent submission with the same key won
                 assert idempotency_key is not None
@@ -237,6 +246,35 @@ class ExecutionService:
         if wait and not state.terminal:
             # a synchronous caller waits at most sync_timeout; the execution itself goes on
             state = await self.wait(execution_id, self.settings.sync_timeout)
+        return state
+
+    async def _finish_here(self, execution_id: str, host: Any, trigger: Start) -> ExecutionState | None:
+        """An execution its start decision finishes (only transforms) is recorded here, under its
+        partition's fence, with no actor hop: nothing of it ever runs on a host. None: it did not
+        finish at once (nothing was recorded): the host starts it."""
+        partition = self.router.partition(execution_id)
+        epoch = self.router.epoch(partition)
+        if epoch is None:
+            return None
+
+        def recorded(execution_id: str, records: list[EventRecord], state: ExecutionState) -> None:
+            for listener in self.listeners:
+                listener(execution_id, records, state)
+            if self._relay_finished:  # other ingress replicas' streams hear of it through the owner
+                host.published.remote(execution_id, records, state)
+
+        execution = Execution(
+            execution_id,
+            store=self.store,
+            runner=_NO_STEP_WORK,
+            appender=self.appender,
+            max_output_bytes=self.settings.max_step_output_bytes,
+            fence=Fence(partition, epoch),
+            on_recorded=recorded,
+        )
+        state = await execution.start_finished(trigger)
+        if state is not None:
+            self.folded.put(state)
         return state
 
     async def _original(self, execution_id: str, *, wait: bool) -> ExecutionState:
@@ -460,6 +498,17 @@ def refuse_sqlite_cluster(settings: Settings) -> None:
             "one machine: set ORCH_DATABASE_URL to a PostgreSQL database the nodes share",
             code="SQLITE_ON_A_CLUSTER",
         )
+
+
+class _NoStepWork:
+    """The step runner of an execution recorded in the ingress: it only records decisions that finish
+    the execution, so it never runs a step."""
+
+    async def run(self, state: ExecutionState, command: RunStep) -> Any:
+        raise AssertionError(f"step {command.step!r} of {state.execution_id!r} cannot run in the ingress")
+
+
+_NO_STEP_WORK = _NoStepWork()
 
 
 async def _call(ref: Any) -> ExecutionState:

@@ -70,6 +70,13 @@ class PartitionRouter:
             return None
         return lease.owner
 
+    def epoch(self, partition: int) -> int | None:
+        """The epoch of the partition's lease in the current view, None while nobody holds it."""
+        if self.owner(partition) is None:
+            return None
+        assert self.snapshot is not None
+        return self.snapshot.leases[partition].epoch
+
     def handle(self, owner: str) -> Any | None:
         """The owner's actor in this Ray cluster, or None (another cluster's host, or gone)."""
         name = actor_of(owner)

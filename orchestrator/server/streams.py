@@ -43,7 +43,8 @@ from ray.exceptions import ActorDiedError
 
 from orchestrator.core.errors import OrchestratorError
 from orchestrator.core.events import TERMINAL_EVENT_TYPES, EventRecord
-from orchestrator.runtime.feed import FeedBatch, FeedEntry
+from orchestrator.core.state import ExecutionState
+from orchestrator.runtime.feed import FeedBatch, FeedEntry, record_entries
 from orchestrator.runtime.host import actor_of
 from orchestrator.server.routing import PartitionRouter
 from orchestrator.store.base import EventStore
@@ -211,6 +212,12 @@ class StreamHub:
             self._watcher.cancel()
 
     # -- fan-out -------------------------------------------------------------------------------------
+
+    def recorded(self, execution_id: str, records: list[EventRecord], state: ExecutionState) -> None:
+        """Records this replica committed itself (an execution that finished at its start, on no
+        host): to this replica's streams at once (other replicas get them through the owner's feed)."""
+        if self._by_execution or self._lifecycle:
+            self._dispatch(record_entries(execution_id, records, state))
 
     def _dispatch(self, entries: list[FeedEntry]) -> None:
         self.entries_received += len(entries)

@@ -82,6 +82,7 @@ def hub_of(request: Request) -> StreamHub:
     if hub is None:
         engine = engine_of(request)
         hub = StreamHub(engine.router, max_streams=engine.settings.stream_max_open)
+        engine.listeners.append(hub.recorded)
         provide(streams=hub)
     return cast(StreamHub, hub)
 
