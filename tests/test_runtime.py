@@ -370,7 +370,9 @@ async def test_a_start_its_decision_finishes_is_recorded_whole_under_the_fence(s
         store=store,
         runner=HTTPRunner("http://127.0.0.1:9"),
         fence=Fence(0, epoch),
-        on_recorded=lambda eid, records, state: recorded.append((eid, [r.type for r in records], state.status)),
+        on_recorded=lambda eid, records, state: recorded.append(
+            (eid, [r.type for r in records], state.status)
+        ),
     )
     state = await execution.start_finished(trigger)
     assert state is not None and state.status == "completed"
@@ -396,7 +398,10 @@ async def test_a_finished_start_under_a_stale_epoch_is_refused_as_not_owner(stor
     time.sleep(0.05)
     assert (store.acquire_lease(0, "host@2", ttl=30) or 0) > old
     execution = Execution(
-        f"wf_exec_{uuid.uuid4().hex}", store=store, runner=HTTPRunner("http://127.0.0.1:9"), fence=Fence(0, old)
+        f"wf_exec_{uuid.uuid4().hex}",
+        store=store,
+        runner=HTTPRunner("http://127.0.0.1:9"),
+        fence=Fence(0, old),
     )
     with pytest.raises(NotOwner):
         await execution.start_finished(start(workflow({"name": "a", "type": "transform", "value": 1})))
