@@ -102,6 +102,8 @@ AGENT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # Each replica is a process of its own (and, for a stdio MCP connector, a second one for its server), so a
 # typo like ``replicas: 1000`` must be a config error rather than a thousand processes.
 MAX_REPLICAS = 64
+# Connectors a step may call from the execution host itself (runs_in: host): no session to keep
+HOST_CONNECTOR_TYPES = frozenset({"http"})
 
 # libyaml when present: the shipped file is parsed at every registry load, tests included
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -156,6 +158,9 @@ class AgentConfig(BaseModel):
     health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
     # agent actors to run, spread over the cluster's nodes; calls are balanced over the healthy ones
     replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS, strict=True)
+    # where workflow steps call it: its agent actors (a Ray task per call, traced in the dashboard), or
+    # the execution host's own process (no actor hop per step; http connectors only, being stateless)
+    runs_in: Literal["actor", "host"] = "actor"
 
     @field_validator("capabilities", mode="before")
     @classmethod
@@ -297,6 +302,15 @@ def load_registry(
     for agent in registry.agents.values():
         if agent.connector not in registry.connectors:
             registry.warnings.append(_missing_connector_warning(agent.connector) + f" (agent {agent.id!r})")
+        elif (
+            agent.runs_in == "host" and registry.connectors[agent.connector].type not in HOST_CONNECTOR_TYPES
+        ):
+            raise AgentConfigError(
+                f"agent {agent.id!r}: runs_in: host is for connectors of type "
+                f"{', '.join(sorted(HOST_CONNECTOR_TYPES))} (stateless per call); its connector "
+                f"{agent.connector!r} is {registry.connectors[agent.connector].type!r}, which keeps a session "
+                "in its agent actor"
+            )
     for message in registry.warnings:
         log.warning("agent registry: %s", message)
     return registry
@@ -502,8 +516,11 @@ def _check_agent(raw: Any) -> tuple[list[dict[str, str]], list[str]]:
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
         error("replicas", f"'replicas' must be a whole number from 1 to {MAX_REPLICAS}, got {replicas!r}")
 
+    if raw.get("runs_in", "actor") not in ("actor", "host"):
+        error("runs_in", f"'runs_in' must be 'actor' or 'host', got {raw['runs_in']!r}")
+
     known = {"id", "name", "description", "domain", "connector_type", "connector", "connector_config"}
-    known |= {"capabilities", "discover_capabilities", "enabled", "health_check", "replicas"}
+    known |= {"capabilities", "discover_capabilities", "enabled", "health_check", "replicas", "runs_in"}
     for key in raw:
         if key not in known:
             error(str(key), f"unknown field {key!r}")

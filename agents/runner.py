@@ -22,7 +22,7 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
-from agents.actor import AgentReplicas, resolve_agent
+from agents.actor import AgentActor, AgentReplicas, resolve_agent
 from agents.registry import AgentConfig, Registry, registry_for
 from orchestrator.config import Settings
 from orchestrator.core.decide import RunStep
@@ -40,6 +40,7 @@ class AgentStepRunner:
         self.settings = settings
         self.registry = registry or registry_for(settings)
         self._replicas: dict[str, AgentReplicas] = {}
+        self._in_process: dict[str, AgentActor] = {}  # agents with runs_in: host, made on first use
         self._progress: Callable[[str, str, int, str], None] | None = None
 
     def report_progress(self, sink: Callable[[str, str, int, str], None]) -> None:
@@ -56,6 +57,17 @@ class AgentStepRunner:
                 raise AgentUnavailable(f"agent {agent.id!r} is not running")
             self._replicas[agent.id] = replicas
         return replicas
+
+    def in_process(self, agent: AgentConfig) -> AgentActor:
+        """The agent as an object in this process (``runs_in: host``): the same parameter checks, health
+        probes, timeouts and redaction as its actors, with no actor hop per call. No dashboard task."""
+        local = self._in_process.get(agent.id)
+        if local is None:
+            connector = self.registry.connector_for(agent)
+            secrets = self.registry.secrets.get(connector.name, []) if connector else []
+            local = AgentActor(agent, connector, self.settings, secrets)
+            self._in_process[agent.id] = local
+        return local
 
     def llm_agent(self) -> str:
         for agent in self.registry.agents.values():
@@ -82,6 +94,8 @@ class AgentStepRunner:
                 request["mode"],
                 context,
             )
+            if agent.runs_in == "host":
+                return await self.in_process(agent).call(*arguments)
             return await self._call(
                 agent, "call", arguments, task_name, repeatable=request["mode"] != "execute"
             )
