@@ -22,6 +22,7 @@ its calls and, after taking the partition over, adopts it with the new epoch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -142,8 +143,16 @@ class ExecutionHost:
     # -- public actor methods ----------------------------------------------------------------------
 
     async def start(
-        self, execution_id: str, trigger: Start, *, fingerprint: str | None = None
+        self,
+        execution_id: str,
+        trigger: Start,
+        *,
+        fingerprint: str | None = None,
+        wait: float | None = None,
     ) -> ExecutionState:
+        """Start (once recorded, the answer may be the state after the first append); with ``wait``,
+        answer when the execution finished or ``wait`` seconds passed, so a synchronous caller needs no
+        second call. A copy that loses the execution meanwhile answers with what it has."""
         if fingerprint is not None and fingerprint != self.fingerprint:
             raise OrchestratorError(
                 f"execution host {self.name} was created with other settings; it must be replaced "
@@ -154,7 +163,9 @@ class ExecutionHost:
         fence = self._fence(execution_id, new=True)
         if self.dedicated is None and trigger.placement == "dedicated":
             handle = self._dedicated_host(execution_id, fence)
-            return await self._forward(execution_id, handle, handle.start.remote(execution_id, trigger))
+            return await self._forward(
+                execution_id, handle, handle.start.remote(execution_id, trigger, wait=wait)
+            )
         execution = self.executions.get(execution_id)
         if execution is None:
             execution = self._new(execution_id, fence)
@@ -168,6 +179,9 @@ class ExecutionHost:
                 raise
             if state.terminal:
                 self.executions.pop(execution_id, None)
+        if wait is not None and not execution.state.terminal:
+            with contextlib.suppress(NotOwner):  # moved meanwhile: the caller follows it to its owner
+                return await execution.wait(wait)
         return execution.state
 
     async def wait(self, execution_id: str, timeout: float | None = None) -> ExecutionState:

@@ -218,11 +218,14 @@ class ExecutionService:
             key_id=key_id,
         )
         execution_id, host = await self._routable_id()
+        # a synchronous caller waits at most sync_timeout; the execution itself goes on
+        deadline = time.monotonic() + self.settings.sync_timeout
         for attempt in range(START_ATTEMPTS):
             try:
                 finished = await self._finish_here(execution_id, host, trigger) if workflow.inline else None
+                left = max(0.0, deadline - time.monotonic()) if wait else None
                 state = finished or await _call(
-                    host.start.remote(execution_id, trigger, fingerprint=self.fingerprint)
+                    host.start.remote(execution_id, trigger, fingerprint=self.fingerprint, wait=left)
                 )
                 break
             except IdempotencyKeyTaken as exc:  # a concurrent submission with the same key won
@@ -243,9 +246,9 @@ class ExecutionService:
                     # the host died during the start, which it may have recorded: the same id goes
                     # to the partition's next owner, which then only resumes a recorded start
                     host = await self._routable_host(execution_id)
-        if wait and not state.terminal:
-            # a synchronous caller waits at most sync_timeout; the execution itself goes on
-            state = await self.wait(execution_id, self.settings.sync_timeout)
+        left = deadline - time.monotonic()
+        if wait and not state.terminal and left > 0:  # its host lost it meanwhile: follow it
+            state = await self.wait(execution_id, left)
         return state
 
     async def _finish_here(self, execution_id: str, host: Any, trigger: Start) -> ExecutionState | None:
