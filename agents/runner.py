@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,8 @@ from orchestrator.ray_errors import describe_cause, orchestrator_cause
 # Replicas one call may try: enough to step over a dead or unhealthy one or two that the cached health
 # has not caught up with yet, few enough that an agent whose every replica fails answers quickly.
 MAX_REPLICA_ATTEMPTS = 3
+# How long a step waits for an agent that does not exist yet (the server starts agents after its hosts).
+AGENT_START_SECONDS = 30.0
 
 
 class AgentStepRunner:
@@ -48,13 +51,22 @@ class AgentStepRunner:
         delta)`` (the host's live feed: ephemeral, never recorded)."""
         self._progress = sink
 
-    def replicas(self, agent: AgentConfig) -> AgentReplicas:
-        """The agent's replicas, looked up by name once; a refresh finds the ones missing then."""
+    async def replicas(self, agent: AgentConfig) -> AgentReplicas:
+        """The agent's replicas, looked up by name once; a refresh finds the ones missing then. The
+        server starts the agents once its hosts are up, so a step right after the start waits (at
+        most ``AGENT_START_SECONDS``) for them to exist."""
         replicas = self._replicas.get(agent.id)
         if replicas is None:
-            replicas = AgentReplicas.lookup(agent, namespace=self.settings.namespace)
-            if not replicas.running:
-                raise AgentUnavailable(f"agent {agent.id!r} is not running")
+            deadline = time.monotonic() + AGENT_START_SECONDS
+            while True:
+                replicas = await asyncio.to_thread(
+                    AgentReplicas.lookup, agent, namespace=self.settings.namespace
+                )
+                if replicas.running:
+                    break
+                if time.monotonic() > deadline:
+                    raise AgentUnavailable(f"agent {agent.id!r} is not running")
+                await asyncio.sleep(0.2)
             self._replicas[agent.id] = replicas
         return replicas
 
@@ -120,7 +132,7 @@ class AgentStepRunner:
         on_delta: Callable[[str], None] | None = None,
     ) -> Any:
         """``on_delta``: ``method`` is a streaming generator of deltas and then the output."""
-        replicas = self.replicas(agent)
+        replicas = await self.replicas(agent)
         tried: set[int] = set()
         while True:
             picked = replicas.pick(exclude=tried)

@@ -312,7 +312,7 @@ async def test_a_killed_replica_degrades_the_agent_and_calls_go_on(doomed_trio: 
     # the next calls land on the survivors, including the one that would have gone to the dead replica
     answered = await call_pids(runner, replicated.agent.id, 6)
     assert set(answered) == set(survivors.values())
-    assert runner.replicas(replicated.agent).statuses()[victim] == "unknown"
+    assert (await runner.replicas(replicated.agent)).statuses()[victim] == "unknown"
 
     # the agents API's view: degraded, the dead replica listed as such
     async def degraded() -> dict[str, Any] | None:

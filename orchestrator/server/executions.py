@@ -78,6 +78,10 @@ class ExecutionService:
         self._checked: asyncio.Task[None] | None = None
         self._replaced_supervisor = False
 
+    def local_hosts(self) -> list[Any]:
+        """The execution hosts of this node, as this replica made them."""
+        return list(self._hosts.values())
+
     async def ready(self) -> bool:
         """True once the hosts are placed, have taken their partitions and resumed their executions,
         and every partition has an owner (waited for at most a lease expiry and a bit: leases left by

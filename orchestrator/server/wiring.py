@@ -5,13 +5,15 @@ Kept out of ``serve_app`` so tests and the CLI build the same thing the same way
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 import ray
 from fastapi import FastAPI
 
 from agents.actor import start_agent_actors
-from agents.registry import registry_for
+from agents.registry import Registry, registry_for
 from agents.runner import AgentStepRunner
 from orchestrator.config import Settings
 from orchestrator.runtime.placement import host_supervisor, placed_nodes, start_hosts
@@ -22,20 +24,41 @@ from orchestrator.server.executions import ExecutionService
 from orchestrator.server.workflow_registry import load_workflow_files
 from orchestrator.store import open_store
 
+log = logging.getLogger(__name__)
+
+# The longest the agents wait for this node's hosts before they start anyway.
+AGENTS_AFTER_SECONDS = 60.0
+
 
 def create_fastapi_app(settings: Settings) -> FastAPI:
     return create_app(settings)
 
 
 def prestart_actors(settings: Settings) -> None:
-    """Create this node's execution hosts, their supervisor and the agents (found by name later, by the
-    ingress). Called by ``orchestrate serve`` before Serve starts, so that their processes start while
-    Serve's do, instead of after the ingress replica is up: on a small machine the start-up is mostly
-    process starts. Idempotent; a stale host or supervisor is still replaced by the ingress."""
+    """Create this node's execution hosts and their supervisor (found by name later, by the ingress).
+    Called by ``orchestrate serve`` before Serve starts, so that their processes start while Serve's do,
+    instead of after the ingress replica is up: on a small machine the start-up is mostly process starts.
+    Idempotent; a stale host or supervisor is still replaced by the ingress. The agents come later
+    (:func:`start_agents_when_ready`): nothing of the readiness waits for them."""
     node = ray.get_runtime_context().get_node_id()
     host_supervisor(settings, AgentStepRunner)
     start_hosts(settings, AgentStepRunner, placed_nodes(settings, node))
-    start_agent_actors(registry_for(settings), settings)
+
+
+def start_agents_when_ready(engine: ExecutionService, registry: Registry, settings: Settings) -> None:
+    """Create (or find) the agents' actors once this node's execution hosts answer, on a thread of their
+    own, so that their processes (and their MCP servers') do not compete with Serve's and the hosts' for
+    the CPU while the server starts. A step that calls an agent meanwhile waits for it
+    (:meth:`agents.runner.AgentStepRunner.replicas`); the agents API shows it as unknown until then."""
+
+    def start() -> None:
+        try:
+            ray.get([host.ready.remote() for host in engine.local_hosts()], timeout=AGENTS_AFTER_SECONDS)
+        except Exception as exc:  # slow or failed hosts are the readiness's business, not the agents'
+            log.warning("starting the agents before this node's hosts answered: %r", exc)
+        provide(agents=start_agent_actors(registry, settings))
+
+    threading.Thread(target=start, name="start-agents", daemon=True).start()
 
 
 def build_ingress_state(app: FastAPI, settings: Settings, planner: Any) -> None:
@@ -46,14 +69,15 @@ def build_ingress_state(app: FastAPI, settings: Settings, planner: Any) -> None:
     if settings.admin_key:
         bootstrap_admin_key(store, settings.admin_key)
     del app  # services are process-wide: see orchestrator.server.api.deps
+    engine = ExecutionService(settings, store, AgentStepRunner)
     provide(
         settings=settings,
         store=store,
         registry=registry,
-        agents=start_agent_actors(registry, settings),
         planner=planner,
-        engine=ExecutionService(settings, store, AgentStepRunner),
+        engine=engine,
         workflow_warnings=workflow_warnings,
         # None: auth off, every request is open (see orchestrator.server.api.deps.authenticate)
         authenticator=Authenticator(store) if settings.resolved_auth == "api_key" else None,
     )
+    start_agents_when_ready(engine, registry, settings)
