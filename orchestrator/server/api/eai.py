@@ -65,6 +65,7 @@ from orchestrator.server.api.deps import (
 from orchestrator.server.api.links import execution_links
 from orchestrator.server.api.params import MAX_OFFSET, duration_field, parse_timeout
 from orchestrator.server.api.render_eai import eai_execution, eai_list_item, workflow_detail, workflow_summary
+from orchestrator.server.api.rendered import RENDERED
 from orchestrator.server.api.schemas import eai_definition_schema, replace_with
 from orchestrator.server.auth import Principal, acting_tenant
 from orchestrator.server.workflow_registry import register
@@ -395,8 +396,9 @@ async def get_execution(
     request: Request,
     execution_id: str = Path(alias="executionId"),
     principal: Principal = Depends(authenticate),
-) -> dict[str, Any]:
-    return eai_execution(await read_execution(engine_of(request), execution_id, principal))
+) -> Any:
+    state = await read_execution(engine_of(request), execution_id, principal)
+    return await RENDERED.response(state, "eai", eai_execution, WorkflowExecution)
 
 
 @router.post(

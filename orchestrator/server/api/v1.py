@@ -28,6 +28,7 @@ from orchestrator.server.api.deps import (
 from orchestrator.server.api.links import execution_links
 from orchestrator.server.api.params import MAX_OFFSET, duration_field, parse_timeout
 from orchestrator.server.api.render import iso, list_item, v1_execution
+from orchestrator.server.api.rendered import RENDERED
 from orchestrator.server.api.schemas import USER_SCHEMA, require, v1_workflow_schema
 from orchestrator.server.auth import Principal, acting_tenant
 from orchestrator.store.export import MEDIA_TYPES, ExportFormat, events_to_bytes
@@ -257,8 +258,9 @@ async def list_tenant_executions(
 @router.get("/executions/{execution_id}", response_model=ExecutionView, summary="One execution")
 async def get_execution(
     execution_id: str, request: Request, principal: Principal = Depends(authenticate)
-) -> dict[str, Any]:
-    return v1_execution(await read_execution(engine_of(request), execution_id, principal))
+) -> Any:
+    state = await read_execution(engine_of(request), execution_id, principal)
+    return await RENDERED.response(state, "v1", v1_execution, ExecutionView)
 
 
 @router.post(
