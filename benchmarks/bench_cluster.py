@@ -6,7 +6,7 @@
 - **fencing**: the cost of the lease-epoch check every append makes, in the append's transaction: the
   same one-event append with and without a fence, interleaved (so machine noise hits both alike), on
   SQLite (FULL sync, the default) and on a throwaway PostgreSQL.
-- **hosts**: 1-step workflows through HTTP at 32 concurrent clients, with 1, 2 and 4 execution hosts
+- **hosts**: 1-step workflows its hosts must run (a zero-length ``wait``) through HTTP at 32 concurrent clients, with 1, 2 and 4 execution hosts
   on this one node (SQLite). The ratio to 1 host is the figure; absolute numbers move with the machine.
 - **failover**: a 3-node Ray cluster (``ray start`` processes) on PostgreSQL with the default leases
   (renew 2 s, expire 10 s). Executions wait on a timer; a worker node is killed with SIGKILL; the
@@ -32,7 +32,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from bench_workflows import EXECUTE, chain_ok, chain_request, concurrent  # noqa: E402
+from bench_workflows import EXECUTE, concurrent  # noqa: E402
 
 from orchestrator.core.events import EventRecord  # noqa: E402
 from orchestrator.core.partitions import partition_of  # noqa: E402
@@ -136,6 +136,22 @@ def measure_fencing(count: int) -> dict[str, Any]:
 # -- throughput by host count -------------------------------------------------------------------------
 
 
+# A 1-step workflow its host must run: a transform chain would finish in the ingress and measure no host.
+HOST_BOUND: dict[str, Any] = {
+    "workflow": {
+        "metadata": {"name": "bench-hosts"},
+        "spec": {"steps": [{"name": "nap", "type": "wait", "duration": "0s"}]},
+    },
+    "user": {"id": 1},
+}
+
+
+def completed(response: httpx.Response) -> str | None:
+    if response.status_code != 200 or response.json().get("status") != "completed":
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+    return None
+
+
 def measure_hosts(counts: list[int], seconds: float) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for count in counts:
@@ -160,8 +176,8 @@ def measure_hosts(counts: list[int], seconds: float) -> dict[str, Any]:
                         base_url,
                         "POST",
                         EXECUTE,
-                        chain_request(1),
-                        chain_ok(1),
+                        HOST_BOUND,
+                        completed,
                         concurrency=32,
                         count=100_000,
                         seconds=seconds,
