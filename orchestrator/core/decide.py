@@ -217,9 +217,9 @@ class _Decider:
         assert self.state.workflow is not None
         return self.state.workflow
 
-    def record(self, event_type: type[Any], **fields: Any) -> None:
+    def record(self, event_type: type[Any], *, definition: WorkflowDef | None = None, **fields: Any) -> None:
         event = event_type(seq=self.state.last_seq + 1, timestamp=self.now, **fields)
-        evolve(self.state, event)
+        evolve(self.state, event, definition=definition)
         self.result.events.append(event)
         step = fields.get("step")
         if step is not None and step in self.state.steps:
@@ -240,6 +240,8 @@ class _Decider:
         workflow = trigger.workflow
         self.record(
             ExecutionStarted,
+            # the state keeps the validated definition itself (and the properties it has worked out)
+            definition=workflow,
             workflow=workflow.model_dump(mode="json", exclude_defaults=True),
             input=trigger.input,
             user=trigger.user,

@@ -126,13 +126,15 @@ def _copy_step(step: StepState) -> StepState:
     return twin
 
 
-def evolve(state: ExecutionState, event: Event) -> ExecutionState:
+def evolve(state: ExecutionState, event: Event, *, definition: WorkflowDef | None = None) -> ExecutionState:
+    """Apply one event. ``definition``: for ``execution.started``, the validated definition its
+    ``workflow`` was dumped from (the decider has it), taken as is instead of validated again."""
     if event.seq != state.last_seq + 1:
         raise ValueError(f"event seq {event.seq} does not follow {state.last_seq} in {state.execution_id!r}")
     state.last_seq = event.seq
     match event:
         case ExecutionStarted():
-            workflow = WorkflowDef.model_validate(event.workflow)
+            workflow = definition if definition is not None else WorkflowDef.model_validate(event.workflow)
             state.workflow = workflow
             state.status = "running"
             state.input = event.input

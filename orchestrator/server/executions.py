@@ -43,6 +43,7 @@ from orchestrator.runtime.placement import (
 )
 from orchestrator.runtime.ports import RunnerFactory
 from orchestrator.server.folded_states import FoldedStates
+from orchestrator.server.parsed_workflows import ParsedWorkflows
 from orchestrator.server.routing import PartitionRouter
 from orchestrator.store.base import EventStore, Fence, IdempotencyKeyTaken, Page
 
@@ -64,6 +65,7 @@ class ExecutionService:
         self.count = store.partition_count(settings.partitions)
         self.router = PartitionRouter(store, settings.namespace, self.count)
         self.folded = FoldedStates()
+        self.workflows = ParsedWorkflows(settings.limits)  # definitions validated before, by their JSON
         # executions that finish at their start are recorded here (see _finish_here), group-committed
         self.appender = BatchAppender(store)
         # told of what this replica records itself (its live streams, orchestrator.server.streams)

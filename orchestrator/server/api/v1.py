@@ -16,7 +16,6 @@ from orchestrator.core.errors import (
     MissingUserContext,
     NotFound,
 )
-from orchestrator.core.validation import parse_workflow
 from orchestrator.core.workflow_documents import validate_input
 from orchestrator.server.api.deps import (
     authenticate,
@@ -179,7 +178,7 @@ async def execute(
         raise InvalidWorkflow(
             "workflow is required", details=[{"field": "workflow", "message": "is required"}]
         )
-    workflow = parse_workflow(body.workflow, limits=engine.settings.limits)
+    workflow = engine.workflows.parse(body.workflow)
     user = require_user(body.user)
     tenant_id = acting_tenant(principal, user, x_tenant_id)
     validate_input(workflow, body.input)
