@@ -406,3 +406,21 @@ async def test_a_finished_start_under_a_stale_epoch_is_refused_as_not_owner(stor
     with pytest.raises(NotOwner):
         await execution.start_finished(start(workflow({"name": "a", "type": "transform", "value": 1})))
     assert store.load(execution.execution_id) == []
+
+
+def test_equal_definitions_share_one_object_in_a_host() -> None:
+    """A thousand executions of one workflow hold one definition, not a thousand equal copies."""
+    import pickle
+
+    from orchestrator.runtime.definitions import SharedDefinitions
+
+    shared = SharedDefinitions(capacity=2)
+    definition = parse_workflow(workflow({"name": "a", "type": "transform", "value": 1}))
+    copy = pickle.loads(pickle.dumps(definition))  # what the next start's call brings
+    assert copy is not definition and copy == definition
+    assert shared.intern(definition) is definition
+    assert shared.intern(copy) is definition
+    other = parse_workflow(workflow({"name": "a", "type": "transform", "value": 2}))
+    assert shared.intern(other) is other
+    shared.intern(parse_workflow(workflow({"name": "b", "type": "transform", "value": 3})))
+    assert len(shared) == 2  # bounded: the least recently used went

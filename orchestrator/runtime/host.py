@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ from orchestrator.core.partitions import partition_of, plan_leases
 from orchestrator.core.state import ExecutionState
 from orchestrator.ray_errors import orchestrator_cause
 from orchestrator.runtime.appender import BatchAppender
+from orchestrator.runtime.definitions import SharedDefinitions
 from orchestrator.runtime.execution import Execution, StoreHealth
 from orchestrator.runtime.feed import FeedBatch, LiveFeed, ReportsProgress
 from orchestrator.runtime.ports import RunnerFactory
@@ -116,6 +118,7 @@ class ExecutionHost:
         self.fingerprint = writer_fingerprint(settings)
         self.health = StoreHealth()
         self.executions: dict[str, Execution] = {}
+        self.definitions = SharedDefinitions()  # equal definitions of its executions share one object
         self.dedicated_hosts: dict[str, Any] = {}  # execution id -> its dedicated host (owner side)
         self.unadopted: dict[str, Fence] = {}  # dedicated executions whose host could not be made
         self.count = self.store.partition_count(settings.partitions)
@@ -170,6 +173,7 @@ class ExecutionHost:
         if execution is None:
             execution = self._new(execution_id, fence)
             self.executions[execution_id] = execution
+            trigger = dataclasses.replace(trigger, workflow=self.definitions.intern(trigger.workflow))
             try:
                 state = await execution.start(trigger)
             except BaseException:
@@ -620,6 +624,8 @@ class ExecutionHost:
     async def _load(self, execution_id: str) -> Execution:
         execution = self._new(execution_id, self._fence(execution_id))
         state = await execution.reload()
+        if state.workflow is not None:
+            state.workflow = self.definitions.intern(state.workflow)
         current = self.executions.get(execution_id)
         if current is not None:  # loaded meanwhile by another call
             return current
