@@ -99,6 +99,7 @@ async def test_progress_is_merged_only_while_no_poller_has_taken_it() -> None:
 
 async def test_a_cursor_of_another_incarnation_or_off_the_ring_is_lost() -> None:
     feed = LiveFeed(size=3)
+    await feed.wait(None, None, 0.0)  # polled: every record is kept
     for seq in range(1, 6):
         feed.publish("e1", [record(seq)], started_state())
     assert (await feed.wait("previous-incarnation", 5, 0.0)).lost
@@ -110,6 +111,7 @@ async def test_a_cursor_of_another_incarnation_or_off_the_ring_is_lost() -> None
 
 async def test_old_entries_leave_the_ring_and_a_poller_that_needed_them_hears_so() -> None:
     feed = LiveFeed(keep_seconds=-1.0, unwatched_keep_seconds=-1.0)  # everything but the newest is too old
+    await feed.wait(None, None, 0.0)
     feed.publish("e1", [record(1), record(2)], started_state())
     assert (await feed.wait(feed.incarnation, 0, 0.0)).lost
     newest = await feed.wait(feed.incarnation, 1, 0.0)
@@ -129,13 +131,15 @@ async def test_a_feed_nobody_polls_keeps_only_a_few_seconds_of_records() -> None
     feed = LiveFeed(keep_seconds=60.0, unwatched_keep_seconds=0.05)
     feed.publish("e1", [record(1, "execution.started", None)], started_state())
     await asyncio.sleep(0.1)
-    feed.publish("e1", [record(2)], started_state())
+    feed.publish("e1", [record(2, "execution.cancel_requested", None), record(3)], started_state())
     everything = await feed.wait(None, 0, 0.0)  # a poller attaching takes the whole ring
+    # the first went with time; of the rest only execution.* records are kept while nobody polls (an
+    # execution stream reads the store when it opens and when its poller attaches)
     assert [entry.record.seq for entry in everything.entries if entry.record] == [2]
     await asyncio.sleep(0.1)  # polled now: the older entry stays
-    feed.publish("e1", [record(3)], started_state())
+    feed.publish("e1", [record(4)], started_state())
     batch = await feed.wait(None, 0, 0.0)
-    assert [entry.record.seq for entry in batch.entries if entry.record] == [2, 3]
+    assert [entry.record.seq for entry in batch.entries if entry.record] == [2, 4]
     idle = LiveFeed(keep_seconds=60.0, unwatched_keep_seconds=0.05)
     idle.publish("e1", [record(1, "execution.started", None)], started_state())
     await asyncio.sleep(0.1)
@@ -147,6 +151,7 @@ async def test_an_execution_publishes_every_committed_record_in_order(tmp_path: 
     store = open_store(f"sqlite:///{tmp_path / 'feed.db'}")
     try:
         feed = LiveFeed()
+        await feed.wait(None, None, 0.0)  # a stream is open somewhere: the feed keeps every record
         execution = Execution("wf_exec_feed", store=store, runner=Instant(), on_recorded=feed.publish)
         workflow = parse_workflow(
             {

@@ -150,11 +150,25 @@ class LiveFeed:
     # -- publishing (on the host's event loop) -------------------------------------------------------
 
     def publish(self, execution_id: str, records: Sequence[EventRecord], state: ExecutionState) -> None:
-        """Records just committed for ``execution_id``; ``state`` is the execution after them."""
+        """Records just committed for ``execution_id``; ``state`` is the execution after them.
+
+        While nobody polls, only ``execution.*`` records are kept: they are what a lifecycle stream that
+        opens now may need (it takes the ring when its poller attaches, and cannot read the store); an
+        execution stream reads the store when it opens and again when a poller attaches, so the other
+        records would only cost memory (most of a parked execution's, before)."""
+        watched = self.watched
+        added = False
         for entry in record_entries(execution_id, records, state):
-            self._add(entry._replace(cursor=self._cursor + 1))
-        if records:
+            if watched or entry.about is not None:
+                self._add(entry._replace(cursor=self._cursor + 1))
+                added = True
+        if added:
             self._wake()
+
+    @property
+    def watched(self) -> bool:
+        """A poller came for entries lately (a stream is open on some ingress replica)."""
+        return time.monotonic() - self._polled_at < IDLE_POLLER_SECONDS
 
     def progress(self, execution_id: str, step: str, attempt: int, delta: str) -> None:
         """A step's partial output (a :data:`ProgressSink`): merged into the previous delta of the same
@@ -188,7 +202,7 @@ class LiveFeed:
         now = time.monotonic()
         # Nobody polled for a while (no open stream anywhere): keep only what a poller attaching now
         # could need, not half a minute of every execution's records in this host's memory.
-        keep = self._keep if now - self._polled_at < IDLE_POLLER_SECONDS else self._unwatched_keep
+        keep = self._keep if self.watched else self._unwatched_keep
         while self._added and now - self._added[0] > keep:
             self._ring.popleft()
             self._added.popleft()
