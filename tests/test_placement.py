@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +137,37 @@ async def test_a_dedicated_host_killed_for_good_is_made_again_by_the_next_call(s
 
     final = await engine.wait(state.execution_id, 60)
     assert final.status == "completed" and final.output == {"final_result": "done"}
+    store.close()
+
+
+async def test_a_synchronous_dedicated_start_whose_host_dies_while_waiting_runs_once(
+    server: ServerInfo,
+) -> None:
+    """A synchronous start waits in the hosts; the dedicated host dying during that wait must not read
+    as a start that was not taken (the ingress would start it again under a new id): the caller gets
+    the one execution, completed."""
+    settings = Settings(data_dir=server.data_dir, namespace=server.namespace, placement="dedicated")
+    store = open_store(settings.store_url)
+    engine = ExecutionService(settings, store, AgentStepRunner)
+    name = f"dedicated-sync-{uuid.uuid4().hex[:8]}"
+    waiting = asyncio.create_task(
+        engine.start(_napping_workflow(name), input={}, user={"id": 1}, tenant_id="default", wait=True)
+    )
+    recorded: list[Any] = []
+    actor = ""
+    for _ in range(300):  # the loop must run meanwhile: the start is a task of this test's loop
+        recorded = store.list_executions(workflow_name=name).rows
+        actor = DEDICATED_NAME.format(execution_id=recorded[0].id) if recorded else ""
+        if recorded and _actor_exists(actor, server.namespace):
+            break
+        await asyncio.sleep(0.1)
+    assert recorded and not waiting.done()
+    ray.kill(ray.get_actor(actor, namespace=server.namespace), no_restart=True)
+
+    final = await asyncio.wait_for(waiting, 90)
+    assert final.execution_id == recorded[0].id
+    assert final.status == "completed" and final.output == {"final_result": "done"}
+    assert [row.id for row in store.list_executions(workflow_name=name).rows] == [final.execution_id]
     store.close()
 
 

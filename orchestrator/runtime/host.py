@@ -166,9 +166,13 @@ class ExecutionHost:
         fence = self._fence(execution_id, new=True)
         if self.dedicated is None and trigger.placement == "dedicated":
             handle = self._dedicated_host(execution_id, fence)
-            return await self._forward(
-                execution_id, handle, handle.start.remote(execution_id, trigger, wait=wait)
-            )
+            state = await self._forward(execution_id, handle, handle.start.remote(execution_id, trigger))
+            if wait is not None and not state.terminal:
+                # waited for apart from the start: a dedicated host lost after its start was recorded
+                # must not read as a start that was not taken (NOT_OWNER would start it again)
+                with contextlib.suppress(NotOwner):
+                    return await self._forward(execution_id, handle, handle.wait.remote(execution_id, wait))
+            return state
         execution = self.executions.get(execution_id)
         if execution is None:
             execution = self._new(execution_id, fence)
