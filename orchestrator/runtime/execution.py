@@ -77,6 +77,9 @@ from orchestrator.store.projection import project
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_OUTPUT_BYTES = 4 * 1024 * 1024
+# Timer-fired triggers being applied, kept referenced until done (one set for all executions: a set
+# each would cost every parked execution its memory).
+_FIRING: set[asyncio.Task[None]] = set()
 # A start is answered to a waiting caller, so its append is retried for a bounded time only (nothing
 # is recorded and nothing is claimed when it gives up); every later trigger is retried until recorded.
 START_RETRY_SECONDS = 10.0
@@ -162,9 +165,11 @@ class Execution:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._attempts: dict[str, int] = {}  # the attempt each task in _tasks runs
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._firing: set[asyncio.Task[None]] = set()
         self._detached = False
-        self._released = asyncio.Event()  # done, or detached: a waiter has nothing more to wait for
+        # done, or detached: a waiter has nothing more to wait for. The event is made by the first
+        # waiter only: most executions have none, and an idle one costs memory while it is parked.
+        self._ended = False
+        self._released: asyncio.Event | None = None
         self.fence = fence
         self._on_fenced = on_fenced
         # told of every append once committed, with the state after it (the host's live feed)
@@ -210,7 +215,7 @@ class Execution:
     def _adopt(self, records: list[EventRecord]) -> ExecutionState:
         self.state = fold(self.execution_id, (from_record(r) for r in records))
         if self.state.terminal:
-            self._released.set()
+            self._release()
         return self.state
 
     async def resume(self) -> None:
@@ -257,6 +262,10 @@ class Execution:
         """The state once terminal, or after ``timeout``; raises NotOwner if this copy is detached
         (its partition moved) before that, so the caller waits on the new owner instead."""
         if not self.state.terminal and not self._detached:
+            if self._released is None:
+                self._released = asyncio.Event()
+                if self._ended:
+                    self._released.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._released.wait(), timeout)
         if self._detached and not self.state.terminal:
@@ -461,8 +470,8 @@ class Execution:
         def fire() -> None:
             self._timers.pop(command.timer_id, None)
             task = loop.create_task(self.apply(TimerElapsed(now=self._clock(), timer_id=command.timer_id)))
-            self._firing.add(task)
-            task.add_done_callback(self._firing.discard)
+            _FIRING.add(task)
+            task.add_done_callback(_FIRING.discard)
 
         self._timers[command.timer_id] = loop.call_later(delay, fire)
 
@@ -513,7 +522,7 @@ class Execution:
         picks the execution up again. An append being retried stops too; waiters are released."""
         self._detached = True
         self._drop_work()
-        self._released.set()
+        self._release()
 
     def _lost(self, exc: Fenced) -> None:
         log.warning("%s: %s; dropping it", self.execution_id, exc.message)
@@ -531,9 +540,14 @@ class Execution:
 
     def _finish(self) -> None:
         self._drop_work()
-        self._released.set()
+        self._release()
         if self._on_terminal is not None:
             self._on_terminal(self)
+
+    def _release(self) -> None:
+        self._ended = True
+        if self._released is not None:
+            self._released.set()
 
     @property
     def in_flight(self) -> int:
