@@ -168,13 +168,48 @@ def start_server(*, wait: bool) -> str | None:
     _print_dashboard(dashboard_url, wanted=settings.dashboard and not address)
     if not wait:
         return dashboard_url
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    console.print("shutting down...")
+    stop_signals = _listen_for_stop_signals()
+    while not stop_signals:  # polled: signal.pause() would miss one landing just before it
+        time.sleep(0.2)
+    console.print("shutting down... (again to stop at once)")
+    # bounded: whatever the graceful stop waits for, the server is gone within STOP_SECONDS
+    watchdog = threading.Timer(STOP_SECONDS, _stop_now, args=(stop_signals[0],))
+    watchdog.daemon = True
+    watchdog.start()
     stop_server()
+    watchdog.cancel()
     return dashboard_url
+
+
+def _stop_now(signum: int) -> None:
+    """End this process, and with it what it started, without the graceful stop."""
+    if os.getpgid(0) == os.getpid():
+        # its own process group (a shell's job, a service): Ray's daemons and agents are in it and
+        # would outlive an exit of this process alone; Ray's workers follow the raylet out
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os._exit(128 + signum)
+
+
+def _listen_for_stop_signals() -> list[int]:
+    """SIGINT and SIGTERM from now on are recorded in the list returned (the caller stops when it is
+    not empty). The handlers only record: a handler that takes a lock (as ``threading.Event.set``
+    does) deadlocks when a second signal lands while the first one holds it, which Ctrl-C pressed
+    twice, or a SIGTERM sent to the whole process group, does. A second signal ends it at once, without
+    the graceful stop, and with it what it started: the executions' logs are in the store."""
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        received.append(signum)
+        if len(received) > 1:
+            _stop_now(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    return received
+
+
+# The longest a graceful stop may take before the server ends itself and what it started.
+STOP_SECONDS = 30.0
 
 
 @contextlib.contextmanager
@@ -206,6 +241,13 @@ def stop_server() -> None:
     from orchestrator.runtime.placement import SUPERVISOR_NAME
 
     settings = load_settings()
+    if not os.environ.get("RAY_ADDRESS") and not _own_ray_alive():
+        # the signal that stopped the server reached Ray's daemons too (sent to the process group, as
+        # Ctrl-C and service managers do): nobody is left to talk to, and asking would hang
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+        _drop_listeners()
+        return
     if os.environ.get("RAY_ADDRESS"):  # a cluster that outlives this server: stop Serve gracefully
         with contextlib.suppress(Exception):
             ray_serve.shutdown()  # type: ignore[no-untyped-call]  # Ray leaves serve.shutdown() unannotated
@@ -225,9 +267,37 @@ def stop_server() -> None:
                     ray.get(handle.leave.remote(), timeout=5)
             ray.kill(handle)
     ray.shutdown()
+    _drop_listeners()
+
+
+def _drop_listeners() -> None:
     global _listeners
     remove_scratch(_listeners)
     _listeners = None
+
+
+def _own_ray_alive(settle: float = 0.3) -> bool:
+    """Whether the Ray daemons this process started (its children ``gcs_server`` and ``raylet``) still
+    run, after ``settle`` seconds for a signal they got with this process to take effect. True where it
+    cannot tell (no ``/proc``): then the graceful stop tries, bounded by its watchdog."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    time.sleep(settle)
+    own = str(os.getpid())
+    daemons = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError):
+            name, rest = entry.joinpath("stat").read_text().rsplit(")", 1)
+            fields = rest.split()
+            if fields[1] != own or not name.endswith(("(gcs_server", "(raylet")):
+                continue
+            if fields[0] in ("Z", "X"):
+                return False  # one of them is gone
+            daemons += 1
+    return daemons > 0
 
 
 def _open_store(data_dir: Path | None, database_url: str) -> Any:
