@@ -176,7 +176,7 @@ def start_server(*, wait: bool) -> str | None:
     watchdog = threading.Timer(STOP_SECONDS, _stop_now, args=(stop_signals[0],))
     watchdog.daemon = True
     watchdog.start()
-    stop_server()
+    stop_server(settle=SIGNAL_SETTLE_SECONDS)
     watchdog.cancel()
     return dashboard_url
 
@@ -209,7 +209,9 @@ def _listen_for_stop_signals() -> list[int]:
 
 
 # The longest a graceful stop may take before the server ends itself and what it started.
-STOP_SECONDS = 30.0
+STOP_SECONDS = 15.0
+# How long a stop on a signal watches Ray's daemons for the same signal taking them down.
+SIGNAL_SETTLE_SECONDS = 1.5
 
 
 @contextlib.contextmanager
@@ -226,13 +228,16 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def stop_server() -> None:
+def stop_server(*, settle: float = 0.0) -> None:
     """Serve first (its controller drains the replicas), then the server's own actors, then Ray.
 
     On a Ray instance of its own the server skips Serve's graceful shutdown: Ray goes down with it
     anyway, and in HA proxy mode Ray 2.60's `serve.shutdown()` waited its full 30 s on every stop
     here ("Controller failed to shut down"). Executions lose nothing (the log is in
-    the store and the hosts give their leases back first); HAProxy dies with its manager."""
+    the store and the hosts give their leases back first); HAProxy dies with its manager.
+
+    ``settle``: after a stop signal, how long to watch this process's own Ray daemons for the same
+    signal taking them down (then only what is left is shut down: nothing answers the rest)."""
     import ray
     from ray import serve as ray_serve
 
@@ -241,7 +246,7 @@ def stop_server() -> None:
     from orchestrator.runtime.placement import SUPERVISOR_NAME
 
     settings = load_settings()
-    if not os.environ.get("RAY_ADDRESS") and not _own_ray_alive():
+    if not os.environ.get("RAY_ADDRESS") and not _own_ray_alive(settle):
         # the signal that stopped the server reached Ray's daemons too (sent to the process group, as
         # Ctrl-C and service managers do): nobody is left to talk to, and asking would hang
         with contextlib.suppress(Exception):
@@ -276,28 +281,32 @@ def _drop_listeners() -> None:
     _listeners = None
 
 
-def _own_ray_alive(settle: float = 0.3) -> bool:
+def _own_ray_alive(settle: float) -> bool:
     """Whether the Ray daemons this process started (its children ``gcs_server`` and ``raylet``) still
-    run, after ``settle`` seconds for a signal they got with this process to take effect. True where it
-    cannot tell (no ``/proc``): then the graceful stop tries, bounded by its watchdog."""
+    run, watched for ``settle`` seconds so that a signal they got with this process has taken effect
+    (on a busy machine they take a while to go). True where it cannot tell (no ``/proc``): then the
+    graceful stop tries, bounded by its watchdog."""
     proc = Path("/proc")
     if not proc.is_dir():
         return True
-    time.sleep(settle)
     own = str(os.getpid())
-    daemons = 0
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError):
-            name, rest = entry.joinpath("stat").read_text().rsplit(")", 1)
-            fields = rest.split()
-            if fields[1] != own or not name.endswith(("(gcs_server", "(raylet")):
+    deadline = time.monotonic() + settle
+    while True:
+        daemons = 0
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
                 continue
-            if fields[0] in ("Z", "X"):
-                return False  # one of them is gone
-            daemons += 1
-    return daemons > 0
+            with contextlib.suppress(OSError, IndexError):
+                name, rest = entry.joinpath("stat").read_text().rsplit(")", 1)
+                fields = rest.split()
+                if fields[1] != own or not name.endswith(("(gcs_server", "(raylet")):
+                    continue
+                if fields[0] in ("Z", "X"):
+                    return False  # one of them is gone
+                daemons += 1
+        if daemons == 0 or time.monotonic() >= deadline:
+            return daemons > 0
+        time.sleep(0.1)
 
 
 def _open_store(data_dir: Path | None, database_url: str) -> Any:
