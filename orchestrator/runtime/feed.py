@@ -98,10 +98,10 @@ class FeedEntry(NamedTuple):
 
 
 def record_entries(
-    execution_id: str, records: Sequence[EventRecord], state: ExecutionState
+    execution_id: str, records: Sequence[EventRecord], state: ExecutionState, *, lifecycle_only: bool = False
 ) -> list[FeedEntry]:
     """The entries of records just committed for ``execution_id`` (``state``: the execution after them),
-    with cursor 0: a feed numbers them as it adds them."""
+    with cursor 0: a feed numbers them as it adds them. ``lifecycle_only``: the ``execution.*`` ones."""
     entries: list[FeedEntry] = []
     for record in records:
         about: About | None = None
@@ -110,6 +110,8 @@ def record_entries(
             status = _STATUS_AFTER.get(record.type, state.status)
             workflow_name = state.workflow.name if state.workflow is not None else ""
             about = About(state.tenant_id, workflow_name, state.workflow_id, status)
+        elif lifecycle_only:
+            continue
         entries.append(FeedEntry(0, "record", execution_id, record=record, about=about))
     return entries
 
@@ -156,13 +158,10 @@ class LiveFeed:
         opens now may need (it takes the ring when its poller attaches, and cannot read the store); an
         execution stream reads the store when it opens and again when a poller attaches, so the other
         records would only cost memory (most of a parked execution's, before)."""
-        watched = self.watched
-        added = False
-        for entry in record_entries(execution_id, records, state):
-            if watched or entry.about is not None:
-                self._add(entry._replace(cursor=self._cursor + 1))
-                added = True
-        if added:
+        entries = record_entries(execution_id, records, state, lifecycle_only=not self.watched)
+        for entry in entries:
+            self._add(entry._replace(cursor=self._cursor + 1))
+        if entries:
             self._wake()
 
     @property
