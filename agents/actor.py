@@ -247,6 +247,16 @@ class AgentActor:
         """For fault tests: the PID of a stdio MCP server, when there is one."""
         return getattr(self.connector, "pid", None)
 
+    async def close(self) -> None:
+        """Stop the health checks and close the connector: for an agent run in another process's loop
+        (``runs_in: host``), whose loop outlives it. An actor's process just ends."""
+        self._loop_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._loop_task
+        if self.connector is not None:
+            await self.connector.close()
+        self.connected = False
+
     # -- internals ---------------------------------------------------------------------------------
 
     @contextlib.contextmanager

@@ -81,6 +81,12 @@ class AgentStepRunner:
             self._in_process[agent.id] = local
         return local
 
+    async def close(self) -> None:
+        """Close the agents this runner made in its own process (their connections and health loops)."""
+        agents, self._in_process = list(self._in_process.values()), {}
+        for agent in agents:
+            await agent.close()
+
     def llm_agent(self) -> str:
         for agent in self.registry.agents.values():
             connector = self.registry.connector_for(agent)

@@ -103,9 +103,12 @@ async def test_a_step_of_an_agent_that_runs_in_the_host_needs_no_actor(tmp_path:
         step="p", kind="connector", attempt=1, request=request, context={}, idempotency_key="k/p/1", timeout=5
     )
     Target.hits.clear()
-    assert await runner.run(state, command) == {"ok": True}
-    assert "k/p/1" in Target.hits  # the call itself (the health probe sends no key)
-    unknown = dataclasses.replace(command, request={**request, "statement": "nope"})
-    with pytest.raises(StepError) as failed:
-        await runner.run(state, unknown)
-    assert failed.value.code == "UNKNOWN_CAPABILITY"
+    try:
+        assert await runner.run(state, command) == {"ok": True}
+        assert "k/p/1" in Target.hits  # the call itself (the health probe sends no key)
+        unknown = dataclasses.replace(command, request={**request, "statement": "nope"})
+        with pytest.raises(StepError) as failed:
+            await runner.run(state, unknown)
+        assert failed.value.code == "UNKNOWN_CAPABILITY"
+    finally:
+        await runner.close()
