@@ -242,7 +242,7 @@ class _Decider:
             ExecutionStarted,
             # the state keeps the validated definition itself (and the properties it has worked out)
             definition=workflow,
-            workflow=workflow.model_dump(mode="json", exclude_defaults=True),
+            workflow=workflow.document,
             input=trigger.input,
             user=trigger.user,
             tenant_id=trigger.tenant_id,

@@ -123,6 +123,15 @@ class WorkflowDef(BaseModel):
         return {step.name: step for step in self.steps}
 
     @cached_property
+    def document(self) -> dict[str, Any]:
+        """The definition as ``execution.started`` records it (JSON, defaults left out), dumped once.
+
+        Executions of one shared definition (the host and the ingress intern them) then record, and keep
+        in their records while those are live, the same document rather than a copy each. Never mutated.
+        """
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+    @cached_property
     def top_level(self) -> list[StepDef]:
         return [step for step in self.steps if step.parent is None]
 

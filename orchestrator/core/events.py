@@ -75,6 +75,11 @@ class ExecutionStarted(_Event):
     # before API keys existed.
     started_by: dict[str, Any] | None = None
 
+    def data(self) -> dict[str, Any]:
+        # the definition is JSON already (WorkflowDef.document): shared, not dumped again per execution
+        rest = self.model_dump(mode="json", exclude={"seq", "type", "timestamp", "workflow"})
+        return {"workflow": self.workflow, **rest}
+
 
 class StepStarted(_StepEvent):
     type: Literal["step.started"] = "step.started"
