@@ -51,6 +51,16 @@ def build_app() -> FastAPI:
             status_code=201,
         )
 
+    @app.get("/api/login")
+    async def login() -> JSONResponse:
+        answer = JSONResponse({"logged_in": True})
+        answer.set_cookie("session", "tenant-a", path="/")
+        return answer
+
+    @app.get("/api/cookies")
+    async def cookies(request: Request) -> dict[str, Any]:
+        return {"cookies": dict(request.cookies)}
+
     @app.get("/api/text")
     async def text() -> PlainTextResponse:
         return PlainTextResponse("plain words")
@@ -192,6 +202,15 @@ async def test_explicit_query_and_body_lists(connector: HTTPConnector) -> None:
         {"dry_run": "false"},
         {"email": "a@b.c", "note": "x"},
     )
+
+
+async def test_a_cookie_one_answer_sets_does_not_go_out_with_later_calls(connector: HTTPConnector) -> None:
+    """One client makes the calls of every execution and tenant: a session cookie must not leak."""
+    assert await connector.call(cap("login", path="/login"), {}, mode="query", context=CallContext()) == {
+        "logged_in": True
+    }
+    got = await connector.call(cap("cookies", path="/cookies"), {}, mode="query", context=CallContext())
+    assert got == {"cookies": {}}
 
 
 async def test_text_and_empty_responses(connector: HTTPConnector) -> None:

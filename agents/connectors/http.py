@@ -28,7 +28,9 @@ Containment, because parameters come from plans and users and the client carries
 - path parameters are URL-escaped, and ``.``/``..`` as a whole value is refused;
 - the final URL must stay under ``base_url`` (same scheme, host and port, below its path), else
   ``URL_OUTSIDE_BASE``;
-- redirects are followed (``follow_redirects``) only to the same origin, else ``REDIRECT_BLOCKED``.
+- redirects are followed (``follow_redirects``) only to the same origin, else ``REDIRECT_BLOCKED``;
+- no cookie is kept: one client makes every execution's calls, so a cookie one answer set would go out
+  with the calls of other executions and tenants.
 
 Errors: a 4xx answer is the caller's mistake and :class:`ConnectorCallError` (not retryable), except 408 and
 429 which are worth another try; 5xx, connection failures and timeouts are :class:`ConnectorUnavailable` or
@@ -72,6 +74,25 @@ class _OffOrigin(Exception):
         self.origin = origin
 
 
+class _Forgetful(httpx.Cookies):
+    """A cookie jar that keeps nothing (and skips parsing ``Set-Cookie`` on every answer)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        del response
+
+
+class _Client(HttpxAiohttpClient):
+    """The shared client, without a cookie jar (a cookie a call passes itself still goes out)."""
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _Forgetful()
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        del cookies
+
+
 class HTTPConnector(Connector):
     type: ClassVar[str] = "http"
     allows_undeclared: ClassVar[bool] = False
@@ -103,7 +124,7 @@ class HTTPConnector(Connector):
         # httpx connects per request from its pool; there is nothing to reach before the first call, and the
         # health probe is what tells whether the API answers.
         if self._client is None:
-            self._client = HttpxAiohttpClient(
+            self._client = _Client(
                 base_url=self.base_url,
                 params=self._base_params,
                 headers=self.headers,
@@ -208,17 +229,17 @@ class HTTPConnector(Connector):
         url = self.url_for(path)
         await self.connect()
         assert self._client is not None
-        where = f"{method} {self.redactor.text(str(url.copy_with(query=None)))}"
         try:
             return await self._client.request(method, url, timeout=timeout, **kwargs)
         except _OffOrigin as exc:
+            where = self._where(method, url)
             raise ConnectorCallError(
                 f"{where} on connector {self.name!r} was redirected to {self.redactor.text(exc.origin)}, "
                 "another origin; redirects are only followed within the base URL's origin",
                 code="REDIRECT_BLOCKED",
             ) from None
         except (httpx.HTTPError, TimeoutError) as exc:
-            cause = _cause(exc)
+            where, cause = self._where(method, url), _cause(exc)
             if isinstance(cause, TimeoutError | httpx.TimeoutException):
                 raise ConnectorTimeout(
                     f"{where} on connector {self.name!r} timed out after {timeout}s ({type(cause).__name__})"
@@ -227,6 +248,10 @@ class HTTPConnector(Connector):
                 f"{where} on connector {self.name!r} failed: "
                 f"{type(cause).__name__}: {self.redactor.text(str(cause))}"
             ) from None
+
+    def _where(self, method: str, url: httpx.URL) -> str:
+        """The request as messages name it (worked out on failure only: redaction scans the text)."""
+        return f"{method} {self.redactor.text(str(url.copy_with(query=None)))}"
 
     def _status_error(self, method: str, path: str, response: httpx.Response) -> ConnectorError:
         excerpt = self.redactor.text(response.text[:_EXCERPT].strip())
