@@ -44,6 +44,21 @@ def test_the_fast_path_has_private_ports_and_files(tmp_path: Path) -> None:
             assert one.env[key] != two.env[key]
         low, high = (int(one.env[f"RAY_SERVE_DIRECT_INGRESS_{e}_HTTP_PORT"]) for e in ("MIN", "MAX"))
         assert high - low == PORT_BLOCK - 1 and low >= 20000 and high < 30000
+        # Serve's other listeners: out of the kernel's ephemeral range too (Ray's processes bind ports
+        # there while the server starts, before HAProxy binds these), and off the replicas' blocks
+        blocks: set[int] = set()
+        for protocol in ("HTTP", "GRPC"):
+            first, last = (
+                int(one.env[f"RAY_SERVE_DIRECT_INGRESS_{e}_{protocol}_PORT"]) for e in ("MIN", "MAX")
+            )
+            blocks.update(range(first, last + 1))
+        singles = [
+            int(one.env[f"RAY_SERVE_{key}_PORT"])
+            for key in ("HAPROXY_STATS", "HAPROXY_METRICS", "FALLBACK_PROXY_HTTP", "FALLBACK_PROXY_GRPC")
+        ]
+        assert len(set(singles)) == 4 and all(
+            20000 <= port < 30000 and port not in blocks for port in singles
+        )
         assert one.env["RAY_SERVE_HAPROXY_SOCKET_PATH"].startswith(str(one.scratch))
     finally:
         remove_scratch(one)
