@@ -250,9 +250,11 @@ class AgentActor:
     async def close(self) -> None:
         """Stop the health checks and close the connector: for an agent run in another process's loop
         (``runs_in: host``), whose loop outlives it. An actor's process just ends."""
-        self._loop_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._loop_task
+        # cancelled again until it ends: Python 3.11's wait_for (in the checks) swallows a cancellation
+        # that lands as the awaited call completes, and the loop then sleeps on as if never cancelled
+        while not self._loop_task.done():
+            self._loop_task.cancel()
+            await asyncio.wait({self._loop_task}, timeout=0.1)
         if self.connector is not None:
             await self.connector.close()
         self.connected = False

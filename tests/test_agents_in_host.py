@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 import textwrap
@@ -112,3 +114,26 @@ async def test_a_step_of_an_agent_that_runs_in_the_host_needs_no_actor(tmp_path:
         assert failed.value.code == "UNKNOWN_CAPABILITY"
     finally:
         await runner.close()
+
+
+async def test_closing_an_agent_ends_a_health_loop_that_swallowed_a_cancellation(
+    tmp_path: Path, target: str
+) -> None:
+    """Python 3.11's ``asyncio.wait_for`` swallows a cancellation that lands as the call it waits for
+    completes (the health check's probe): the loop then sleeps on as if never cancelled. Closing the
+    agent must still end it, not wait for it forever (a test hung in CI on exactly this)."""
+    directory = agents_dir(tmp_path, type="http", config=f'{{base_url: "{target}"}}')
+    registry = load_registry([directory], data_dir=tmp_path, include_shipped=False)
+    runner = AgentStepRunner(Settings(data_dir=tmp_path), registry)
+    agent = runner.in_process(registry.agents["target"])
+
+    async def swallows_one_cancellation() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(60)
+        await asyncio.sleep(60)
+
+    agent._loop_task.cancel()  # the real loop, replaced by one that behaves as wait_for can
+    agent._loop_task = asyncio.get_running_loop().create_task(swallows_one_cancellation())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(runner.close(), 5)
+    assert agent._loop_task.done()
