@@ -40,7 +40,7 @@ STEP_DONE = frozenset({"completed", "failed", "skipped", "cancelled"})
 STEP_OK = frozenset({"completed", "skipped"})
 
 
-@dataclass
+@dataclass(slots=True)
 class StepState:
     name: str
     # pending (also after the execution ended, if it never started), running, waiting (an approval or
@@ -58,7 +58,7 @@ class StepState:
     attempts: list[dict[str, Any]] = field(default_factory=list)  # failed attempts, for audit
 
 
-@dataclass
+@dataclass(slots=True)
 class Timer:
     timer_id: str
     kind: str
@@ -66,7 +66,7 @@ class Timer:
     step: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class PendingSignal:
     """A signal recorded before any step consumed it (``signal.received`` at ``seq``)."""
 
@@ -75,7 +75,7 @@ class PendingSignal:
     at: datetime
 
 
-@dataclass
+@dataclass(slots=True)
 class ExecutionState:
     execution_id: str
     status: str = "pending"

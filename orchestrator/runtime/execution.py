@@ -131,6 +131,32 @@ def payload_problem(payload: dict[str, Any]) -> tuple[str, int]:
 
 
 class Execution:
+    # a host keeps one per execution in flight, most of them parked: no per-instance __dict__
+    __slots__ = (
+        "_appender",
+        "_attempts",
+        "_clock",
+        "_detached",
+        "_ended",
+        "_lock",
+        "_max_output_bytes",
+        "_on_fenced",
+        "_on_recorded",
+        "_on_terminal",
+        "_released",
+        "_retry_initial",
+        "_retry_max",
+        "_runner",
+        "_start_retry_seconds",
+        "_store",
+        "_tasks",
+        "_timers",
+        "execution_id",
+        "fence",
+        "health",
+        "state",
+    )
+
     def __init__(
         self,
         execution_id: str,
@@ -466,14 +492,16 @@ class Execution:
         old = self._timers.pop(command.timer_id, None)
         if old is not None:
             old.cancel()
+        self._timers[command.timer_id] = loop.call_later(delay, self._fire, command.timer_id)
 
-        def fire() -> None:
-            self._timers.pop(command.timer_id, None)
-            task = loop.create_task(self.apply(TimerElapsed(now=self._clock(), timer_id=command.timer_id)))
-            _FIRING.add(task)
-            task.add_done_callback(_FIRING.discard)
-
-        self._timers[command.timer_id] = loop.call_later(delay, fire)
+    def _fire(self, timer_id: str) -> None:
+        """A timer's callback (a bound method: no closure per armed timer while the execution parks)."""
+        self._timers.pop(timer_id, None)
+        task = asyncio.get_running_loop().create_task(
+            self.apply(TimerElapsed(now=self._clock(), timer_id=timer_id))
+        )
+        _FIRING.add(task)
+        task.add_done_callback(_FIRING.discard)
 
     async def _run_step(self, command: RunStep) -> None:
         trigger: Trigger
