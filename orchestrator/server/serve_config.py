@@ -85,7 +85,6 @@ def serve_listeners(settings: Settings) -> ServeListeners:
         .replace("@BINARY@", _haproxy_binary())
     )
     wrapper.chmod(stat.S_IRWXU)
-    ingress = _direct_ingress_ports(settings.host)
     env = {
         **FAST_PATH_FLAGS,
         "RAY_SERVE_HAPROXY_BINARY_PATH": str(wrapper),
@@ -93,13 +92,6 @@ def serve_listeners(settings: Settings) -> ServeListeners:
         "RAY_SERVE_HAPROXY_SOCKET_PATH": str(scratch / "admin.sock"),
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(scratch),
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(scratch / "server-state"),
-        # HA proxy mode also starts a fallback Serve proxy, on fixed ports (8500, 9500) by default
-        **{
-            key: str(port)
-            for key, port in zip(
-                _SINGLE_PORTS, _private_ports(settings.host, len(_SINGLE_PORTS), ingress), strict=True
-            )
-        },
         # HAProxy's manager answers the readiness check only once HAProxy runs: on a busy machine
         # (a CI runner) that takes longer than Serve's 5 s, and a proxy that is never ready is killed
         "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "20",
@@ -110,7 +102,8 @@ def serve_listeners(settings: Settings) -> ServeListeners:
         # Ray gives every server's ingress replicas ports from one machine-wide range (30000-31000); two
         # servers on one machine then hand out the same ports, and after a restart one server's HAProxy
         # can reach the other's replica. A private block each (below Ray's and the kernel's ranges).
-        **ingress,
+        # HA proxy mode also starts a fallback Serve proxy, on fixed ports (8500, 9500) by default.
+        **_serve_ports(settings.host),
     }
     return ServeListeners(env=env, http_options=http_options, scratch=scratch)
 
@@ -143,7 +136,7 @@ def _haproxy_binary() -> str:
 
 
 PORT_BLOCK = 32  # direct-ingress ports per server and protocol: ingress replicas on one node, plus retries
-# Serve's own listeners besides the replicas', each on a port of this server's choosing.
+# Serve's listeners besides the replicas', each on a port of this server's choosing.
 _SINGLE_PORTS = (
     "RAY_SERVE_HAPROXY_STATS_PORT",
     "RAY_SERVE_HAPROXY_METRICS_PORT",
@@ -152,9 +145,14 @@ _SINGLE_PORTS = (
 )
 
 
-def _direct_ingress_ports(host: str) -> dict[str, str]:
-    """Two free blocks of ports in 20000-29999 (Ray's workers use 10002-19999 and the kernel's ephemeral
-    ports start at 32768), one for the replicas' HTTP servers and one for their gRPC servers."""
+def _serve_ports(host: str) -> dict[str, str]:
+    """Serve's ports, all free ones in 20000-29999: two blocks for the replicas' HTTP and gRPC servers,
+    and one port each for HAProxy's stats and metrics and the fallback proxy's HTTP and gRPC.
+
+    Ray's workers use 10002-19999, and the kernel's ephemeral ports start at 32768. These are chosen
+    before Ray starts and bound seconds later, meanwhile Ray's own processes bind ephemeral ports by the
+    dozen: one of them took an ephemeral port chosen so, and HAProxy then failed to start (seen after a
+    restart on a CI runner)."""
     rng = random.SystemRandom()
     blocks: list[int] = []
     for _ in range(200):
@@ -164,36 +162,24 @@ def _direct_ingress_ports(host: str) -> dict[str, str]:
             if len(blocks) == 2:
                 break
     else:
-        return {}  # a machine this busy keeps Ray's defaults
-    http, grpc = blocks
-    return {
-        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(http),
-        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(http + PORT_BLOCK - 1),
-        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(grpc),
-        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(grpc + PORT_BLOCK - 1),
-    }
+        blocks = []  # a machine this busy keeps Ray's defaults for the replicas
+    env: dict[str, str] = {}
+    for protocol, base in zip(("HTTP", "GRPC"), blocks, strict=False):
+        env[f"RAY_SERVE_DIRECT_INGRESS_MIN_{protocol}_PORT"] = str(base)
+        env[f"RAY_SERVE_DIRECT_INGRESS_MAX_{protocol}_PORT"] = str(base + PORT_BLOCK - 1)
+    taken = {port for base in blocks for port in range(base, base + PORT_BLOCK)}
+    for key in _SINGLE_PORTS:
+        env[key] = str(_single_port(host, rng, taken))
+    return env
 
 
-def _private_ports(host: str, count: int, ingress: dict[str, str]) -> list[int]:
-    """``count`` free ports in 20000-29999, outside this server's direct-ingress blocks.
-
-    Not the kernel's ephemeral ports: they are chosen before Ray starts and bound seconds later, by
-    HAProxy, and meanwhile Ray's own processes bind ephemeral ports by the dozen. One of them could take
-    a port chosen that way, and HAProxy then failed to start (seen after a restart on a CI runner)."""
-    reserved: set[int] = set()
-    for protocol in ("HTTP", "GRPC"):
-        low = ingress.get(f"RAY_SERVE_DIRECT_INGRESS_MIN_{protocol}_PORT")
-        if low is not None:
-            reserved.update(range(int(low), int(low) + PORT_BLOCK))
-    rng = random.SystemRandom()
-    ports: list[int] = []
-    for _ in range(1000):
+def _single_port(host: str, rng: random.Random, taken: set[int]) -> int:
+    for _ in range(200):
         port = rng.randrange(20000, 30000)
-        if port not in reserved and port not in ports and _port_free(host, port):
-            ports.append(port)
-            if len(ports) == count:
-                return ports
-    return ports + [_free_port(host) for _ in range(count - len(ports))]  # a machine this busy
+        if port not in taken and _port_free(host, port):
+            taken.add(port)
+            return port
+    return _free_port(host)  # a machine this busy
 
 
 def _port_free(host: str, port: int) -> bool:
