@@ -84,9 +84,13 @@ class _Forgetful(httpx.Cookies):
 class _Client(HttpxAiohttpClient):
     """The shared client, without a cookie jar (a cookie a call passes itself still goes out)."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._forgetful = _Forgetful()  # one for the client: httpx reads the jar twice per request
+
     @property
     def cookies(self) -> httpx.Cookies:
-        return _Forgetful()
+        return self._forgetful
 
     @cookies.setter
     def cookies(self, cookies: Any) -> None:
