@@ -39,8 +39,9 @@ from orchestrator.core.partitions import partition_of  # noqa: E402
 from orchestrator.store import ExecutionRow, open_store  # noqa: E402
 from orchestrator.store.base import EventStore, Fence  # noqa: E402
 from tests.fixtures_postgres import _find_binaries, _throwaway_server  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 from tests.processes import kill_session, start_server_process  # noqa: E402
-from tests.ray_nodes import LocalRayCluster, free_port  # noqa: E402
+from tests.ray_nodes import LocalRayCluster  # noqa: E402
 
 
 def log(message: str) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from orchestrator.store import open_store  # noqa: E402
 from orchestrator.store.export import read_events, write_events  # noqa: E402
 from orchestrator.store.projection import project  # noqa: E402
 from orchestrator.store.replay import replay  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 from tests.processes import kill_session, start_server_process  # noqa: E402
 
 WORKFLOW = parse_workflow(
@@ -145,12 +145,6 @@ def bench_replay(tmp: Path, total_events: int) -> dict[str, float]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_healthy(port: int, timeout: float = 300) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -165,7 +159,7 @@ def _wait_healthy(port: int, timeout: float = 300) -> dict[str, Any]:
 def bench_recovery(tmp: Path, executions: int) -> dict[str, float]:
     data_dir = tmp / "data"
     data_dir.mkdir()
-    port = _free_port()
+    port = free_port()
     process = start_server_process(port, data_dir, "orchestrator-bench-recovery", tmp / "server.log")
     try:
         _wait_healthy(port)

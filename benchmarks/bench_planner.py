@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -35,6 +34,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.ports import free_port
+
 SEED_REQUEST: dict[str, Any] = {
     "query": "Plan a business trip from San Francisco to Paris for June 1-7, find flights under $1000 and "
     "4-star hotels near the Eiffel Tower",
@@ -48,12 +49,6 @@ SEED_REQUEST: dict[str, Any] = {
     },
     "execute": False,
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait(check: Callable[[], bool], timeout: float) -> None:
@@ -82,7 +77,7 @@ HA_PROXY_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1"}
 @contextmanager
 def _own_server(*, throughput: bool, ha_proxy: bool) -> Iterator[str]:
     """A private server on loopback: its own Ray instance, namespace and data directory."""
-    port = _free_port()
+    port = free_port()
     data_dir = tempfile.mkdtemp(prefix="orch-bench-")
     os.environ.pop("RAY_ADDRESS", None)
     if throughput:

@@ -14,7 +14,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +24,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import pytest
+
+from tests.ports import free_port
 
 _START_TIMEOUT_S = 30.0
 
@@ -44,12 +45,6 @@ def _find_binaries() -> tuple[str, str] | None:
     if initdb_path and pg_ctl_path:
         return initdb_path, pg_ctl_path
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _server_user() -> str | None:
@@ -103,7 +98,7 @@ def _throwaway_server(initdb: str, pg_ctl: str) -> Iterator[str]:
             raise RuntimeError(f"initdb failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         for attempt in range(3):
             # The port can be taken between probing and binding; a fresh one is the fix.
-            port = _free_port()
+            port = free_port()
             # fsync=off: the cluster is thrown away, and it makes CREATE DATABASE per test about three
             # times faster. Don't use this server to measure commit latency.
             options = (

@@ -9,7 +9,6 @@ OpenAI-compatible test server, so the real ``openai`` client path runs end to en
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import httpx
 import pytest
 
 from tests.openai_server import ScriptedOpenAI
+from tests.ports import free_port
 
 
 @dataclass
@@ -29,12 +29,6 @@ class ServerInfo:
     namespace: str
     openai: ScriptedOpenAI
     dashboard_url: str | None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def host_names(namespace: str) -> list[str]:

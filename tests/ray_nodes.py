@@ -17,21 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.ports import free_port
 from tests.processes import kill_session
-
-_HANDED_OUT: set[int] = set()
-
-
-def free_port() -> int:
-    """A free port never handed out before by this process: the OS may offer a just-released port
-    again, and two nodes binding one port would crash a raylet."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
 
 
 @dataclass

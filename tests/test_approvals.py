@@ -37,7 +37,8 @@ from orchestrator.core.signals import approval_problem, check_signal_payload, si
 from orchestrator.core.state import ExecutionState, fold
 from orchestrator.core.validation import parse_workflow
 from orchestrator.core.workflow_documents import parse_definition
-from tests.fixtures_server import ServerInfo, eventually, free_port
+from tests.fixtures_server import ServerInfo, eventually
+from tests.ports import free_port
 from tests.processes import kill_session, server_process
 
 NOW = datetime(2025, 1, 2, 10, 0, tzinfo=UTC)

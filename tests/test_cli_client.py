@@ -36,7 +36,8 @@ from orchestrator.client import (
 )
 from orchestrator.client.inputs import parse_inputs, run_request
 from orchestrator.client.sse import ServerSentEvent, iter_sse
-from tests.fixtures_server import ServerInfo, eventually, free_port
+from tests.fixtures_server import ServerInfo, eventually
+from tests.ports import free_port
 
 # ------------------------------------------------------------------------------------------ helpers
 

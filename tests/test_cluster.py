@@ -31,8 +31,9 @@ from orchestrator.store import open_store
 from orchestrator.store.base import EventStore
 from tests.fixtures_postgres import _with_database
 from tests.fixtures_server import eventually
+from tests.ports import free_port
 from tests.processes import kill_session, start_server_process
-from tests.ray_nodes import LocalRayCluster, free_port
+from tests.ray_nodes import LocalRayCluster
 
 pytestmark = [pytest.mark.ray, pytest.mark.postgres]
 

@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 from orchestrator.config import DEFAULT_DASHBOARD_PORT, Settings
 from orchestrator.server import cli
 from orchestrator.server.cli import RAY_TOKEN_FILE
-from tests.fixtures_server import ServerInfo, eventually, free_port
+from tests.fixtures_server import ServerInfo, eventually
+from tests.ports import free_port
 from tests.processes import kill_session, start_server_process
 
 USER = {"id": 7}

@@ -10,7 +10,8 @@ import httpx
 import pytest
 import ray
 
-from tests.fixtures_server import ServerInfo, eventually, free_port, host_names
+from tests.fixtures_server import ServerInfo, eventually, host_names
+from tests.ports import free_port
 from tests.processes import kill_session, server_process
 
 pytestmark = pytest.mark.ray

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +26,7 @@ from agents.connectors.base import (
 from agents.connectors.http import HTTPConnector
 from agents.registry import AgentConfig, ConnectorConfig
 from orchestrator.config import Settings
+from tests.ports import free_port
 
 
 def build_app() -> FastAPI:
@@ -115,12 +115,6 @@ def build_app() -> FastAPI:
         return {"ok": value}
 
     return app
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ against a scripted OpenAI-compatible server."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +16,7 @@ from agents.llm.openai_provider import CONTEXT_HEADING
 from orchestrator.config import Settings
 from orchestrator.core.errors import StepError
 from tests.openai_server import ScriptedOpenAI
+from tests.ports import free_port
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -366,9 +366,7 @@ async def test_openai_http_errors_map_to_step_errors(
 
 
 async def test_openai_unreachable_endpoint_is_unavailable() -> None:
-    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nothing listens there
     llm = OpenAIProvider(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", timeout=5)
     try:
         with pytest.raises(StepError) as caught:

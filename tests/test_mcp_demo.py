@@ -26,6 +26,7 @@ from agents.connectors.base import (
     ConnectorUnavailable,
 )
 from agents.connectors.mcp import MCPConnector
+from tests.ports import free_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -44,12 +45,6 @@ async def query(connector: MCPConnector, tool: str, params: dict[str, Any], **co
     return await connector.call(
         CapabilitySpec(name=tool), params, mode="query", context=CallContext(step=tool, **context)
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from agents.actor import AgentActor
 from agents.registry import load_registry
 from orchestrator.config import Settings
 from orchestrator.core.errors import OrchestratorError
-from tests.fixtures_server import free_port
+from tests.ports import free_port
 
 HTTP_SECRET = "tok-SEEDED-4c1d"
 MCP_SECRET = "mcp-SEEDED-9b7e"

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.server.cli import STOP_SECONDS
-from tests.fixtures_server import eventually, free_port
+from tests.fixtures_server import eventually
+from tests.ports import free_port
 from tests.processes import healthy, kill_session, session_processes, start_server_process
 
 pytestmark = pytest.mark.ray

@@ -39,8 +39,9 @@ from orchestrator.server.routing import PartitionRouter
 from orchestrator.server.streams import KEEP_ALIVE, StreamHub, Subscription, execution_stream
 from orchestrator.store import open_store
 from orchestrator.store.base import EventStore
-from tests.fixtures_server import ServerInfo, free_port
+from tests.fixtures_server import ServerInfo
 from tests.openai_server import ScriptedOpenAI
+from tests.ports import free_port
 from tests.processes import server_process
 
 V1 = "/api/v1/workflows"

@@ -42,7 +42,8 @@ from orchestrator.server.auth import (
     verify,
 )
 from orchestrator.store import open_store
-from tests.fixtures_server import eventually, free_port
+from tests.fixtures_server import eventually
+from tests.ports import free_port
 from tests.processes import kill_session, start_server_process
 
 A, B, OPS = "tenant-a", "tenant-b", "ops"

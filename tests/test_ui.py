@@ -354,7 +354,7 @@ def test_llm_text_streams_into_the_step_details(page: Any, api: httpx.Client, se
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """A server with API keys on (as off loopback) and one key of tenant ``ui-acme``: (base URL, key)."""
-    from tests.fixtures_server import free_port
+    from tests.ports import free_port
     from tests.processes import server_process
     from tests.test_streams import create_key
 
