@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import typing
 from datetime import UTC, datetime, timedelta, timezone
@@ -14,6 +15,7 @@ from orchestrator.core import events as events_module
 from orchestrator.core.events import (
     EVENT_ADAPTER,
     EVENT_TYPES,
+    RECORD_ADAPTER,
     SCHEMA_VERSION,
     TERMINAL_EVENT_TYPES,
     ApprovalDecided,
@@ -233,8 +235,8 @@ def test_record_roundtrip(event: Event) -> None:
 
 @pytest.mark.parametrize("event", SAMPLES, ids=sample_id)
 def test_record_roundtrip_through_json(event: Event) -> None:
-    row = to_record(EXEC, event).model_dump_json()
-    restored = from_record(EventRecord.model_validate_json(row))
+    row = RECORD_ADAPTER.dump_json(to_record(EXEC, event))
+    restored = from_record(RECORD_ADAPTER.validate_json(row))
     assert restored == event
     assert restored.public() == event.public()
 
@@ -278,8 +280,17 @@ def test_payload_json_is_compact() -> None:
 
 def test_record_is_frozen() -> None:
     record = to_record(EXEC, SAMPLES[2])
-    with pytest.raises(ValidationError):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         record.seq = 99  # type: ignore[misc]
+
+
+def test_a_record_from_outside_is_validated() -> None:
+    good = RECORD_ADAPTER.dump_json(to_record(EXEC, SAMPLES[2]))
+    assert RECORD_ADAPTER.validate_json(good) == to_record(EXEC, SAMPLES[2])
+    for bad in ({"payload": [1, 2]}, {"seq": "first"}, {"recorded_at": "yesterday"}, {"type": None}):
+        row = {**json.loads(good), **bad}
+        with pytest.raises(ValidationError):
+            RECORD_ADAPTER.validate_python(row)
 
 
 # -- the discriminated TypeAdapter ----------------------------------------------------------------

@@ -20,6 +20,7 @@ import pytest
 from orchestrator.config import Settings
 from orchestrator.core.decide import RunStep, Start, TimerElapsed
 from orchestrator.core.errors import NotOwner, StoreError
+from orchestrator.core.events import RECORD_ADAPTER
 from orchestrator.core.partitions import partition_of
 from orchestrator.core.state import ExecutionState
 from orchestrator.core.validation import parse_workflow
@@ -161,7 +162,7 @@ async def test_an_output_over_the_limit_fails_with_output_too_large(store: Event
     assert state.steps["small"].status == "completed"
     assert state.steps["big"].error_code == "OUTPUT_TOO_LARGE"
     assert "ORCH_MAX_STEP_OUTPUT_BYTES" in (state.steps["big"].error or "")
-    assert all(len(r.model_dump_json()) < 2000 for r in store.load(execution.execution_id))
+    assert all(len(RECORD_ADAPTER.dump_json(r)) < 2000 for r in store.load(execution.execution_id))
 
 
 @pytest.mark.parametrize(

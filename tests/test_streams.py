@@ -10,6 +10,7 @@ keys, dedicated placement and a one-second heartbeat, for tenancy, heartbeats an
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
@@ -303,10 +304,8 @@ async def test_a_lifecycle_stream_takes_what_was_recorded_since_it_opened_and_no
     about = About("acme", "wf", None, "completed")
     subscription = hub.open_lifecycle(lambda entry: True)
     now = datetime.now(UTC)
-    old = record(1, "execution.completed", None).model_copy(
-        update={"recorded_at": now - timedelta(seconds=30)}
-    )
-    new = record(2, "execution.completed", None).model_copy(update={"recorded_at": now})
+    old = dataclasses.replace(record(1, "execution.completed", None), recorded_at=now - timedelta(seconds=30))
+    new = dataclasses.replace(record(2, "execution.completed", None), recorded_at=now)
     push(
         hub,
         FeedEntry(1, "record", "e0", record=old, about=about),
@@ -323,8 +322,8 @@ async def test_what_the_ingress_recorded_itself_reaches_its_streams_once(hub: St
     are not sent twice."""
     now = datetime.now(UTC)
     records = [
-        record(1, "execution.started", None).model_copy(update={"recorded_at": now}),
-        record(2, "execution.completed", None).model_copy(update={"recorded_at": now}),
+        dataclasses.replace(record(1, "execution.started", None), recorded_at=now),
+        dataclasses.replace(record(2, "execution.completed", None), recorded_at=now),
     ]
     lifecycle = hub.open_lifecycle(lambda entry: True)
     execution = hub.open_execution("e1")

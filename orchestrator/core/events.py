@@ -9,6 +9,7 @@ versions on the way in, so old logs replay forever.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -19,18 +20,27 @@ from orchestrator.core.timestamps import format_timestamp
 SCHEMA_VERSION = 1
 
 
-class EventRecord(BaseModel):
-    """The storage envelope, independent of domain types."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRecord:
+    """The storage envelope, independent of domain types.
 
-    model_config = ConfigDict(frozen=True)
+    A plain dataclass, not a model: every event becomes one on its way to the store, the live feeds keep
+    them for a while and reads build thousands of them, and a validated pydantic model cost twice the
+    time and 1.1 KB more per record (its field set and a copy of the payload). Records the server builds
+    are well-typed by construction; records from outside (an imported export) go through
+    :data:`RECORD_ADAPTER`."""
 
     execution_id: str
     seq: int
     type: str
     version: int = SCHEMA_VERSION
     step: str | None = None
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: dict[str, Any] = field(default_factory=dict)
     recorded_at: datetime
+
+
+# Validates (and JSON-encodes) records that come from outside the server.
+RECORD_ADAPTER: TypeAdapter[EventRecord] = TypeAdapter(EventRecord)
 
 
 class _Event(BaseModel):

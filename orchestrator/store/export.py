@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from orchestrator.core.events import EventRecord, payload_json
+from orchestrator.core.events import RECORD_ADAPTER, EventRecord, payload_json
 
 __all__ = [
     "MEDIA_TYPES",
@@ -196,12 +196,15 @@ def _records(batches: Iterable[pa.RecordBatch]) -> Iterator[EventRecord]:
         for execution_id, seq, type_, version, step, recorded_at, payload in zip(
             *(columns[name] for name in SCHEMA.names), strict=True
         ):
-            yield EventRecord(
-                execution_id=execution_id,
-                seq=seq,
-                type=type_,
-                version=version,
-                step=step,
-                payload=json.loads(payload),
-                recorded_at=recorded_at.astimezone(UTC),
+            # a file from outside: validated, as the records the server builds need not be
+            yield RECORD_ADAPTER.validate_python(
+                {
+                    "execution_id": execution_id,
+                    "seq": seq,
+                    "type": type_,
+                    "version": version,
+                    "step": step,
+                    "payload": json.loads(payload),
+                    "recorded_at": recorded_at.astimezone(UTC),
+                }
             )
