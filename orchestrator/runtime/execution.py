@@ -69,6 +69,7 @@ from orchestrator.core.events import (
 )
 from orchestrator.core.signals import approval_problem, raise_if, signal_problem
 from orchestrator.core.state import ExecutionState, evolve, fold
+from orchestrator.runtime.alarms import Alarm, alarms
 from orchestrator.runtime.appender import BatchAppender
 from orchestrator.runtime.ports import StepRunner
 from orchestrator.store.base import EventStore, Fence, IdempotencyKeyTaken
@@ -190,7 +191,7 @@ class Execution:
         self._lock = asyncio.Lock()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._attempts: dict[str, int] = {}  # the attempt each task in _tasks runs
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers: dict[str, Alarm] = {}
         self._detached = False
         # done, or detached: a waiter has nothing more to wait for. The event is made by the first
         # waiter only: most executions have none, and an idle one costs memory while it is parked.
@@ -487,12 +488,11 @@ class Execution:
                     running.cancel()
 
     def _arm(self, command: ScheduleTimer) -> None:
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, (command.fire_at - self._clock()).total_seconds())
+        delay = (command.fire_at - self._clock()).total_seconds()
         old = self._timers.pop(command.timer_id, None)
         if old is not None:
             old.cancel()
-        self._timers[command.timer_id] = loop.call_later(delay, self._fire, command.timer_id)
+        self._timers[command.timer_id] = alarms().after(delay, self._fire, command.timer_id)
 
     def _fire(self, timer_id: str) -> None:
         """A timer's callback (a bound method: no closure per armed timer while the execution parks)."""
