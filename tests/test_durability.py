@@ -87,6 +87,10 @@ def test_kill_9_of_the_whole_server_loses_nothing(tmp_path: Path, server: Server
             ).json()
             return page["count"] == 200 and all(e["status"] == "completed" for e in page["executions"])
 
+        # /health says what each host resumed from the log, and how long that took
+        health = client.get("/health").json()
+        assert sum(h["recovered"] for h in health["hosts"]) >= running
+        assert any(isinstance(h["recovery_seconds"], float) for h in health["hosts"])
         eventually(all_completed, timeout=120, interval=1)
         for execution_id in ids:
             events = client.get(f"/api/v1/workflows/executions/{execution_id}/events").json()["events"]

@@ -151,6 +151,7 @@ class ExecutionService:
                         "pid",
                         "live_executions",
                         "recovered",
+                        "recovery_seconds",
                         "draining",
                         "fenced_appends",
                         "append_failures",
