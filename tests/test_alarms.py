@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from orchestrator.runtime import alarms as alarms_module
 from orchestrator.runtime.alarms import Alarms, alarms
 
@@ -106,3 +108,22 @@ async def test_each_loop_has_its_own_alarms() -> None:
 
 async def _alarms_of_a_new_loop() -> Alarms:
     return alarms()
+
+
+def test_alarms_ring_on_uvloop_the_loop_ray_runs_actors_on() -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def ring() -> list[str]:
+        clock = alarms()
+        rung: list[str] = []
+        clock.after(0.03, rung.append, "second")
+        clock.after(0.01, rung.append, "first")
+        clock.after(0.02, rung.append, "never").cancel()
+        await asyncio.sleep(0.1)
+        return rung
+
+    loop = uvloop.new_event_loop()
+    try:
+        assert loop.run_until_complete(ring()) == ["first", "second"]
+    finally:
+        loop.close()
