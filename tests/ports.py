@@ -10,26 +10,12 @@ ports in 20000-29999 (``orchestrator.server.serve_config``); 31001-32767 is left
 
 from __future__ import annotations
 
-import random
-import socket
+from orchestrator.server.serve_config import free_port_in
 
 LOW, HIGH = 31001, 32768
+# never handed out twice by this process: a port handed out once may be bound only seconds later
 _HANDED_OUT: set[int] = set()
-_RNG = random.Random()
 
 
 def free_port() -> int:
-    """A port free now, outside the ephemeral range, and never handed out before by this process:
-    a port handed out once may be bound only seconds later (a Ray node's, a server's)."""
-    for _ in range(10 * (HIGH - LOW)):
-        port = _RNG.randrange(LOW, HIGH)
-        if port in _HANDED_OUT:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _HANDED_OUT.add(port)
-        return port
-    raise RuntimeError(f"no free port left in {LOW}-{HIGH - 1}")
+    return free_port_in("127.0.0.1", LOW, HIGH, _HANDED_OUT)

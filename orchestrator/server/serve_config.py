@@ -157,7 +157,7 @@ def _serve_ports(host: str) -> dict[str, str]:
     blocks: list[int] = []
     for _ in range(200):
         base = rng.randrange(20000, 30000 - PORT_BLOCK, PORT_BLOCK)
-        if base not in blocks and all(_port_free(host, port) for port in range(base, base + PORT_BLOCK)):
+        if base not in blocks and all(_bound(host, port) for port in range(base, base + PORT_BLOCK)):
             blocks.append(base)
             if len(blocks) == 2:
                 break
@@ -169,32 +169,31 @@ def _serve_ports(host: str) -> dict[str, str]:
         env[f"RAY_SERVE_DIRECT_INGRESS_MAX_{protocol}_PORT"] = str(base + PORT_BLOCK - 1)
     taken = {port for base in blocks for port in range(base, base + PORT_BLOCK)}
     for key in _SINGLE_PORTS:
-        env[key] = str(_single_port(host, rng, taken))
+        env[key] = str(free_port_in(host, 20000, 30000, taken, rng))
     return env
 
 
-def _single_port(host: str, rng: random.Random, taken: set[int]) -> int:
+def free_port_in(host: str, low: int, high: int, taken: set[int], rng: random.Random | None = None) -> int:
+    """A port in ``low``..``high - 1`` that is free on ``host`` now and not in ``taken`` (it is added
+    to it); on a machine where 200 tries find none, whatever free port the kernel picks."""
+    rng = rng or random.SystemRandom()
     for _ in range(200):
-        port = rng.randrange(20000, 30000)
-        if port not in taken and _port_free(host, port):
+        port = rng.randrange(low, high)
+        if port not in taken and _bound(host, port):
             taken.add(port)
             return port
-    return _free_port(host)  # a machine this busy
+    picked = _bound(host, 0)
+    assert picked is not None  # the kernel always has one
+    taken.add(picked)
+    return picked
 
 
-def _port_free(host: str, port: int) -> bool:
+def _bound(host: str, port: int) -> int | None:
+    """The port a socket gets when bound on ``host`` to ``port`` (0: the kernel's pick); None if taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         try:
             sock.bind((host.strip("[]") if host not in ("0.0.0.0", "::") else "", port))
         except OSError:
-            return False
-        return True
-
-
-def _free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host.strip("[]") if host not in ("0.0.0.0", "::") else "", 0))
-        port: int = sock.getsockname()[1]
-        return port
+            return None
+        return int(sock.getsockname()[1])
