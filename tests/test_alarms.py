@@ -7,32 +7,29 @@ import asyncio
 import pytest
 
 from orchestrator.runtime import alarms as alarms_module
-from orchestrator.runtime.alarms import Alarms, alarms
+from orchestrator.runtime.alarms import Alarm, Alarms, alarms
 
 
-async def _rung_after(seconds: float, schedule: list[tuple[float, str]]) -> list[tuple[str, float]]:
-    loop = asyncio.get_running_loop()
-    clock = Alarms(loop)
-    rung: list[tuple[str, float]] = []
-    for delay, name in schedule:
-        clock.after(delay, lambda arg: rung.append((arg, loop.time())), name)
-    await asyncio.sleep(seconds)
-    return rung
+@pytest.fixture
+async def clock() -> Alarms:
+    """Alarms of the test's own loop (not the loop-wide ones other tests may share)."""
+    return Alarms(asyncio.get_running_loop())
 
 
-async def test_alarms_ring_in_the_order_of_their_time_not_of_their_setting() -> None:
+async def test_alarms_ring_in_the_order_of_their_time_not_of_their_setting(clock: Alarms) -> None:
     loop = asyncio.get_running_loop()
     began = loop.time()
-    rung = await _rung_after(0.3, [(0.15, "late"), (0.05, "early"), (0.1, "middle"), (0.0, "now")])
+    rung: list[tuple[str, float]] = []
+    for delay, name in [(0.15, "late"), (0.05, "early"), (0.1, "middle"), (0.0, "now")]:
+        clock.after(delay, lambda arg: rung.append((arg, loop.time())), name)
+    await asyncio.sleep(0.3)
     assert [name for name, _ in rung] == ["now", "early", "middle", "late"]
     expected = {"now": 0.0, "early": 0.05, "middle": 0.1, "late": 0.15}
     for name, at in rung:
         assert at - began >= expected[name] - 0.002  # never early (the loop's clock, to a ms)
 
 
-async def test_a_cancelled_alarm_never_rings_and_the_others_still_do() -> None:
-    loop = asyncio.get_running_loop()
-    clock = Alarms(loop)
+async def test_a_cancelled_alarm_never_rings_and_the_others_still_do(clock: Alarms) -> None:
     rung: list[str] = []
     first = clock.after(0.05, rung.append, "first")
     clock.after(0.05, rung.append, "second")
@@ -43,9 +40,7 @@ async def test_a_cancelled_alarm_never_rings_and_the_others_still_do() -> None:
     assert rung == ["second"] and len(clock) == 0
 
 
-async def test_an_earlier_alarm_set_later_is_not_held_up_by_a_later_one() -> None:
-    loop = asyncio.get_running_loop()
-    clock = Alarms(loop)
+async def test_an_earlier_alarm_set_later_is_not_held_up_by_a_later_one(clock: Alarms) -> None:
     rung: list[str] = []
     clock.after(30, rung.append, "half a minute")
     clock.after(0.02, rung.append, "soon")
@@ -53,27 +48,25 @@ async def test_an_earlier_alarm_set_later_is_not_held_up_by_a_later_one() -> Non
     assert rung == ["soon"] and len(clock) == 1
 
 
-async def test_a_callback_may_cancel_another_alarm_of_the_same_round() -> None:
-    loop = asyncio.get_running_loop()
-    clock = Alarms(loop)
+async def test_a_callback_may_cancel_another_alarm_of_the_same_round(clock: Alarms) -> None:
     rung: list[str] = []
-    holder: dict[str, object] = {}
+    second: list[Alarm] = []
 
     def first(arg: str) -> None:
         rung.append(arg)
-        holder["second"].cancel()  # type: ignore[attr-defined]
+        second[0].cancel()
 
     clock.after(0.01, first, "first")
-    holder["second"] = clock.after(0.01, rung.append, "second")
+    second.append(clock.after(0.01, rung.append, "second"))
     await asyncio.sleep(0.08)
     assert rung == ["first"] and len(clock) == 0
 
 
-async def test_a_failing_callback_does_not_keep_the_others_from_ringing() -> None:
-    loop = asyncio.get_running_loop()
+async def test_a_failing_callback_does_not_keep_the_others_from_ringing(clock: Alarms) -> None:
     seen: list[object] = []
-    loop.set_exception_handler(lambda _loop, context: seen.append(context.get("exception")))
-    clock = Alarms(loop)
+    asyncio.get_running_loop().set_exception_handler(
+        lambda _loop, context: seen.append(context.get("exception"))
+    )
     rung: list[str] = []
 
     def broken(arg: str) -> None:
@@ -86,10 +79,8 @@ async def test_a_failing_callback_does_not_keep_the_others_from_ringing() -> Non
     assert [str(exc) for exc in seen] == ["boom"]
 
 
-async def test_mass_cancellation_compacts_the_heap() -> None:
+async def test_mass_cancellation_compacts_the_heap(clock: Alarms) -> None:
     """Executions cancelled while parked must not leave their alarms behind for hours."""
-    loop = asyncio.get_running_loop()
-    clock = Alarms(loop)
     parked = [clock.after(3600, lambda _arg: None, f"e{i}") for i in range(1000)]
     keep = clock.after(3600, lambda _arg: None, "kept")
     for alarm in parked:
