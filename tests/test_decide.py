@@ -1226,6 +1226,18 @@ def test_decide_never_mutates_its_input_state(make: Callable[[], tuple[Execution
     assert state == before
 
 
+@pytest.mark.parametrize("make", NON_MUTATION)
+def test_a_clone_has_every_field_and_its_own_steps(
+    make: Callable[[], tuple[ExecutionState, Trigger]],
+) -> None:
+    state, _ = make()
+    twin = state.clone()
+    assert twin == state and twin is not state
+    for name, step in state.steps.items():
+        assert twin.steps[name] == step and twin.steps[name] is not step
+        assert twin.steps[name].attempts is not step.attempts
+
+
 # -- crashes instead of failed steps --------------------------------------------------------------
 
 

@@ -8,9 +8,9 @@ For speed it updates the state it is given; :func:`orchestrator.core.decide.deci
 
 from __future__ import annotations
 
-import copy
+import operator
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -112,7 +112,7 @@ class ExecutionState:
 
     def clone(self) -> ExecutionState:
         """A copy that decide can evolve without touching this one (outputs are shared, never mutated)."""
-        twin = copy.copy(self)
+        twin = ExecutionState(*_state_fields(self))
         twin.steps = {name: _copy_step(step) for name, step in self.steps.items()}
         twin.timers = dict(self.timers)
         if self.signals:
@@ -120,8 +120,14 @@ class ExecutionState:
         return twin
 
 
+# Every field in declaration order, for shallow copies: a sixth of copy.copy's time on slotted
+# dataclasses, and every decision copies each step of its execution.
+_state_fields = operator.attrgetter(*(f.name for f in fields(ExecutionState)))
+_step_fields = operator.attrgetter(*(f.name for f in fields(StepState)))
+
+
 def _copy_step(step: StepState) -> StepState:
-    twin = copy.copy(step)
+    twin = StepState(*_step_fields(step))
     twin.attempts = list(step.attempts)
     return twin
 
