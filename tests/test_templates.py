@@ -94,6 +94,14 @@ def test_whole_value_templates_keep_native_types(text: str, expected: Any) -> No
     assert type(result) is type(expected)
 
 
+def test_an_expression_sees_the_globals_and_its_own_context_only() -> None:
+    assert render("{{ dict(a=1) }}", {}) == {"a": 1}
+    assert render("{{ range(3) | list }}", {}) == [0, 1, 2]
+    assert render("{{ [input.x, steps] }}", {"input": {"x": 1}, "steps": {}}) == [1, {}]
+    with pytest.raises(TemplateError):  # nothing left over from the call before
+        render("{{ input.x }}", {})
+
+
 def test_whole_value_output_is_the_context_object_itself() -> None:
     # outputs are shared, never copied: cheap on the per-step path
     assert render_ok("{{ input.cities }}") is CONTEXT["input"]["cities"]

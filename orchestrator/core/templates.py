@@ -38,11 +38,11 @@ from jinja2 import (
     pass_context,
     pass_environment,
 )
-from jinja2.environment import TemplateExpression
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.filters import do_batch, do_indent, do_wordwrap, make_attrgetter
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import consume
 
 MAX_INT_BITS = 14_000  # about 4,200 decimal digits: Python refuses to print ints over 4,300
 MAX_SIZE = 8 * 1024 * 1024  # characters of one built string or rendered template, items of one list
@@ -416,10 +416,31 @@ def _whole_expression(text: str) -> str | None:
 _TOO_DEEP = (RecursionError, SyntaxError, MemoryError)
 
 
+class _Expression:
+    """A compiled expression, called with the context as one dict.
+
+    Jinja's own ``TemplateExpression`` copies the template's globals (a ChainMap) into a new dict, and
+    then into a set, on every call: 5.5 us a call against 1.6 us here, and a chain of transforms
+    evaluates one expression per step. The compiled code and its sandbox checks are Jinja's own."""
+
+    __slots__ = ("_blocks", "_globals", "_name", "_render")
+
+    def __init__(self, template: Any) -> None:
+        self._globals = dict(template.globals)  # the environment's, fixed once this module is loaded
+        self._render = template.root_render_func
+        self._name = template.name
+        self._blocks = template.blocks
+
+    def __call__(self, context: dict[str, Any]) -> Any:
+        jinja_context = _ENV.context_class(_ENV, {**self._globals, **context}, self._name, self._blocks)
+        consume(self._render(jinja_context))
+        return jinja_context.vars["result"]
+
+
 @lru_cache(maxsize=4096)
-def _compiled_expression(expr: str) -> Callable[..., Any]:
+def _compiled_expression(expr: str) -> _Expression:
     try:
-        return _ENV.compile_expression(expr, undefined_to_none=False)
+        return _Expression(_ENV.compile_expression(expr, undefined_to_none=False)._template)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"syntax error in expression {_excerpt(expr.strip())}: {exc.message}") from exc
     except _TOO_DEEP:
@@ -448,7 +469,7 @@ def render(text: str, context: dict[str, Any]) -> Any:
     expr = _whole_expression(text)
     try:
         if expr is not None:
-            return _unwrap(_compiled_expression(expr)(**context))
+            return _unwrap(_compiled_expression(expr)(context))
         return _compiled_template(text).render(**context)
     except TemplateError:
         raise
@@ -480,7 +501,7 @@ def condition_expression(text: str) -> str:
 def evaluate_condition(text: str, context: dict[str, Any]) -> bool:
     expr = condition_expression(text)
     try:
-        return bool(_unwrap(_compiled_expression(expr)(**context)))
+        return bool(_unwrap(_compiled_expression(expr)(context)))
     except TemplateError:
         raise
     except JinjaTemplateError as exc:
@@ -533,7 +554,7 @@ def _check_constants(text: str, expression: bool) -> None:
     for part in _constant_parts(text, expression):
         body = [nodes.Assign(nodes.Name("result", "store"), part, lineno=part.lineno)]
         try:
-            TemplateExpression(_ENV.from_string(nodes.Template(body, lineno=1)), False)()
+            _Expression(_ENV.from_string(nodes.Template(body, lineno=1)))({})
         except TemplateLimitError as exc:
             raise TemplateLimitError(f"{exc} in {_excerpt(text)}") from None
         except Exception:  # other failures are for run time, as before
