@@ -261,5 +261,10 @@ def _upgrade(event_type: str, version: int, payload: dict[str, Any]) -> dict[str
     return payload
 
 
+# One encoder made once: json.dumps with options builds a new JSONEncoder per call, which is half the
+# time of encoding a typical event payload.
+COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 def payload_json(record: EventRecord) -> str:
-    return json.dumps(record.payload, separators=(",", ":"), default=str)
+    return COMPACT_JSON.encode(record.payload)

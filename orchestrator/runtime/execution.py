@@ -112,6 +112,8 @@ class StoreHealth:
 # An escaped NUL in the JSON text: an odd run of backslashes before "u0000" (an even run is a literal
 # backslash followed by the text "u0000").
 _ESCAPED_NUL = re.compile(r"(\\+)u0000")
+# made once (json.dumps with options makes one per call): payload_problem runs for every event
+_STRICT_JSON = json.JSONEncoder(separators=(",", ":"), default=str, allow_nan=False, ensure_ascii=False)
 
 
 def payload_problem(payload: dict[str, Any]) -> tuple[str, int]:
@@ -122,7 +124,7 @@ def payload_problem(payload: dict[str, Any]) -> tuple[str, int]:
     one backend is valid on both, and one bad payload never fails a PostgreSQL batch.
     """
     try:
-        text = json.dumps(payload, separators=(",", ":"), default=str, allow_nan=False, ensure_ascii=False)
+        text = _STRICT_JSON.encode(payload)
         data = text.encode("utf-8")
     except (ValueError, TypeError, RecursionError, OverflowError, UnicodeEncodeError) as exc:
         return f"{type(exc).__name__}: {exc}"[:300], 0

@@ -21,6 +21,7 @@ from orchestrator.core.validation import parse_workflow
 
 CAPACITY = 256
 MAX_KEY_BYTES = 64 * 1024
+_KEY_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # made once, not per call
 
 
 class ParsedWorkflows:
@@ -36,7 +37,7 @@ class ParsedWorkflows:
     def parse(self, raw: Any) -> WorkflowDef:
         """:func:`parse_workflow` of ``raw`` (a v1 ``{metadata, spec}`` document as JSON decoded it)."""
         try:
-            key = json.dumps(raw, separators=(",", ":"), allow_nan=False)
+            key = _KEY_JSON.encode(raw)
         except (TypeError, ValueError):
             return parse_workflow(raw, limits=self.limits)  # not JSON's: validation says what is wrong
         if len(key) > self.max_key_bytes:

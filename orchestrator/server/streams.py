@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import OrderedDict, deque
@@ -42,7 +41,7 @@ import ray
 from ray.exceptions import ActorDiedError
 
 from orchestrator.core.errors import OrchestratorError
-from orchestrator.core.events import TERMINAL_EVENT_TYPES, EventRecord
+from orchestrator.core.events import COMPACT_JSON, TERMINAL_EVENT_TYPES, EventRecord
 from orchestrator.core.state import ExecutionState
 from orchestrator.runtime.feed import FeedBatch, FeedEntry, record_entries
 from orchestrator.runtime.host import actor_of
@@ -344,7 +343,7 @@ class StreamHub:
 
 def sse(event: str, data: Any, *, event_id: int | None = None) -> str:
     """One server-sent event message. JSON never holds a raw line break, so ``data`` is one line."""
-    text = json.dumps(data, separators=(",", ":"), default=str)
+    text = COMPACT_JSON.encode(data)
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {event}\ndata: {text}\n\n"
 
