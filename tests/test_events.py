@@ -192,6 +192,10 @@ def test_public_timestamp_is_iso_utc_with_z() -> None:
         seq=1, timestamp=datetime(2025, 1, 2, 12, 0, tzinfo=timezone(timedelta(hours=2))), step="s"
     )
     assert offset.public()["timestamp"] == "2025-01-02T12:00:00+02:00"
+    # the same instant in UTC right after (spellings are cached by value: equal instants must not mix)
+    same_instant = StepSkipped(seq=1, timestamp=offset.timestamp.astimezone(UTC), step="s")
+    assert same_instant.timestamp == offset.timestamp
+    assert same_instant.public()["timestamp"] == "2025-01-02T10:00:00Z"
 
 
 def test_public_data_of_step_and_timer_events() -> None:

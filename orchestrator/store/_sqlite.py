@@ -27,7 +27,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,12 @@ _IN_CHUNK = 500
 
 def _ts(value: datetime) -> str:
     """Fixed-width UTC text, so that SQL text comparison orders by time. Naive values are taken as UTC."""
-    if value.tzinfo is None:
+    return _utc_text(value, value.tzinfo)
+
+
+@lru_cache(maxsize=1024)  # the events of one append share a time (see core.timestamps)
+def _utc_text(value: datetime, zone: tzinfo | None) -> str:
+    if zone is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
