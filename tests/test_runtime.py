@@ -7,11 +7,13 @@ tested in seconds. The step runner calls a real HTTPConnector against a local fl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,6 +31,7 @@ from orchestrator.core.validation import parse_workflow
 from orchestrator.runtime.appender import BatchAppender
 from orchestrator.runtime.execution import Execution
 from orchestrator.store import open_store
+from orchestrator.store._sqlite import SQLiteEventStore
 from orchestrator.store.base import EventStore, Fence
 
 
@@ -332,6 +335,57 @@ async def test_group_commit_batches_many_executions(store: EventStore, service: 
     await runner.connector.close()
 
 
+@contextlib.contextmanager
+def another_writer(store: EventStore) -> Iterator[Callable[[], None]]:
+    """Another process holds SQLite's write lock until the yielded ``release`` is called (at the end at
+    the latest); appends meanwhile queue for the appender's writer thread. Nothing for other backends."""
+    holder: sqlite3.Connection | None = None
+    if isinstance(store, SQLiteEventStore):
+        holder = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+
+    def release() -> None:
+        if holder is not None and holder.in_transaction:
+            holder.execute("COMMIT")
+
+    try:
+        yield release
+    finally:
+        release()
+        if holder is not None:
+            holder.close()
+
+
+def writer_threads() -> int:
+    return sum(thread.name.startswith("append") for thread in threading.enumerate())
+
+
+async def test_an_idle_appender_commits_on_the_loop_and_a_busy_store_never_blocks_it(
+    store: EventStore,
+) -> None:
+    appender = BatchAppender(store)
+    definition = parse_workflow(workflow({"name": "a", "type": "transform", "value": 1}))
+    runner = HTTPRunner("http://127.0.0.1:9")
+    threads_before = writer_threads()
+    idle = Execution(f"wf_exec_{uuid.uuid4().hex}", store=store, runner=runner, appender=appender)
+    assert (await idle.start(Start(now=datetime.now(UTC), workflow=definition))).status == "completed"
+    sqlite = isinstance(store, SQLiteEventStore)  # the other backends always use the writer thread
+    assert writer_threads() == threads_before + (0 if sqlite else 1)
+    await asyncio.sleep(0.01)  # a quiet spell after that commit
+    with another_writer(store) as release:
+        queued = Execution(f"wf_exec_{uuid.uuid4().hex}", store=store, runner=runner, appender=appender)
+        task = asyncio.create_task(queued.start(Start(now=datetime.now(UTC), workflow=definition)))
+        began = time.monotonic()
+        await asyncio.sleep(0.2)  # the loop runs on while the store is busy
+        assert time.monotonic() - began < 1.0
+        assert task.done() is not sqlite  # SQLite's append waits for the lock, off the loop
+        release()
+        assert (await asyncio.wait_for(task, 10)).status == "completed"
+    assert writer_threads() == threads_before + 1
+    assert_contiguous(store, queued.execution_id)
+    appender.close()
+
+
 async def test_group_commit_isolates_a_conflict(store: EventStore) -> None:
     appender = BatchAppender(store)
     definition = parse_workflow(workflow({"name": "a", "type": "transform", "value": 1}))
@@ -343,11 +397,13 @@ async def test_group_commit_isolates_a_conflict(store: EventStore) -> None:
     other = Execution(
         f"wf_exec_{uuid.uuid4().hex}", store=store, runner=HTTPRunner("http://127.0.0.1:9"), appender=appender
     )
-    results = await asyncio.gather(
-        appender.append(winner.execution_id, duplicate, None),
-        other.start(Start(now=datetime.now(UTC), workflow=definition)),
-        return_exceptions=True,
-    )
+    with another_writer(store) as release:  # so both appends wait in one batch
+        asyncio.get_running_loop().call_later(0.2, release)
+        results = await asyncio.gather(
+            appender.append(winner.execution_id, duplicate, None),
+            other.start(Start(now=datetime.now(UTC), workflow=definition)),
+            return_exceptions=True,
+        )
     assert isinstance(results[0], ConcurrencyConflict)
     assert not isinstance(results[1], BaseException) and results[1].status == "completed"
     assert_contiguous(store, other.execution_id)

@@ -639,6 +639,18 @@ class EventStoreContract:
         second_store.append("e1", [record("e1", 2)], fence=new)
         assert [r.seq for r in store.load("e1")] == [1, 2]
 
+    def test_append_if_free_writes_whole_or_not_at_all(self, store: EventStore) -> None:
+        """A backend may always decline; what it takes is checked like any append."""
+        store.append("e1", [record("e1", 1)])
+        if store.append_if_free(("e1", [record("e1", 2)], execution("e1", last_seq=2), None)):
+            assert [r.seq for r in store.load("e1")] == [1, 2]
+            assert store.get_execution("e1") is not None
+        else:
+            assert [r.seq for r in store.load("e1")] == [1]
+        with pytest.raises(ConcurrencyConflict):  # a seq already taken: refused, whichever path
+            if not store.append_if_free(("e1", [record("e1", 1)], None, None)):
+                store.append("e1", [record("e1", 1)])
+
     def test_iter_records(self, store: EventStore, three_logs: list[EventRecord]) -> None:
         def keys(**filters: Any) -> list[tuple[str, int]]:
             return [(r.execution_id, r.seq) for r in store.iter_records(batch_size=2, **filters)]
@@ -682,6 +694,23 @@ class TestSQLiteStore(EventStoreContract):
                 conn.close()
 
         return run
+
+    def test_append_if_free_writes_when_free_and_never_waits_for_the_lock(
+        self, store: EventStore, store_url: str
+    ) -> None:
+        assert store.append_if_free(("e1", [record("e1", 1)], None, None)) is True
+        holder = sqlite3.connect(store_url.removeprefix("sqlite://"), isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")  # another process is writing
+            began = time.monotonic()
+            assert store.append_if_free(("e1", [record("e1", 2)], None, None)) is False
+            assert time.monotonic() - began < 1.0  # the store's busy timeout is 10 s
+            holder.execute("COMMIT")
+        finally:
+            holder.close()
+        assert [r.seq for r in store.load("e1")] == [1]
+        assert store.append_if_free(("e1", [record("e1", 2)], None, None)) is True
+        assert [r.seq for r in store.load("e1")] == [1, 2]
 
 
 @pytest.mark.postgres

@@ -166,6 +166,10 @@ _TERMINAL = tuple(sorted(TERMINAL_STATUSES))
 _IN_CHUNK = 500
 
 
+class _Busy(Exception):
+    """A write that would have had to wait for SQLite's write lock (``_write(wait=False)``)."""
+
+
 def _ts(value: datetime) -> str:
     """Fixed-width UTC text, so that SQL text comparison orders by time. Naive values are taken as UTC."""
     return _utc_text(value, value.tzinfo)
@@ -233,10 +237,13 @@ class SQLiteEventStore(LeaseTables, EventStore):
                 conn.execute(f"DROP TABLE {table}_before_tenancy")
 
     # -- connections ----------------------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    def _conn(self, *, wait: bool = True) -> sqlite3.Connection:
+        """This thread's connection; ``wait=False``: its second one, which never waits for a lock."""
+        attribute = "conn" if wait else "conn_nowait"
+        conn: sqlite3.Connection | None = getattr(self._local, attribute, None)
         if conn is not None:
             return conn
+        busy_timeout_s = self._busy_timeout_s if wait else 0.0
         if self._in_use.closed:
             raise self._closed_error()
         try:
@@ -244,29 +251,36 @@ class SQLiteEventStore(LeaseTables, EventStore):
             # here is explicit, so BEGIN IMMEDIATE really is the first statement of a write.
             # check_same_thread=False only so close() can close other threads' connections.
             conn = sqlite3.connect(
-                self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
+                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite event store {str(self.path)!r}: {exc}") from exc
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         except sqlite3.Error as exc:
             conn.close()
             raise StoreError(f"cannot open SQLite event store {str(self.path)!r}: {exc}") from exc
-        self._local.conn = conn
+        setattr(self._local, attribute, conn)
         with self._connections_lock:
             self._connections.append(conn)
         return conn
 
     @contextlib.contextmanager
-    def _write(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
-        """A write transaction holding SQLite's write lock from its first statement."""
+    def _write(
+        self, conn: sqlite3.Connection | None = None, *, wait: bool = True
+    ) -> Iterator[sqlite3.Connection]:
+        """A write transaction holding SQLite's write lock from its first statement. ``wait=False``:
+        raises ``_Busy`` at once if another connection holds that lock."""
         with self._in_use.enter(self._closed_error):
-            conn = conn or self._conn()
+            conn = conn or self._conn(wait=wait)
             try:
                 conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not wait and exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # extended codes too
+                    raise _Busy from exc
+                raise StoreError(f"cannot start a write on {str(self.path)!r}: {exc}") from exc
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot start a write on {str(self.path)!r}: {exc}") from exc
             try:
@@ -326,6 +340,15 @@ class SQLiteEventStore(LeaseTables, EventStore):
             return
         with self._write() as conn:
             self._append_in(conn, execution_id, records, projection, fence)
+
+    def append_if_free(self, item: AppendItem) -> bool:
+        execution_id, records, projection, fence = item
+        try:
+            with self._write(wait=False) as conn:
+                self._append_in(conn, execution_id, records, projection, fence)
+        except _Busy:
+            return False
+        return True
 
     def append_batch(self, items: Sequence[AppendItem]) -> None:
         if not items:

@@ -198,6 +198,12 @@ class EventStore(abc.ABC):
         for execution_id, records, projection, fence in items:
             self.append(execution_id, records, projection=projection, fence=fence)
 
+    def append_if_free(self, item: AppendItem) -> bool:
+        """One append now, on the calling thread, only if it need not wait for another writer: False
+        (nothing written) when the store is busy or cannot tell. For a caller that must not block (an
+        event loop) but would rather not pay a thread hop while the store is idle. Errors as ``append``."""
+        return False
+
     @abc.abstractmethod
     def load(self, execution_id: str, *, after_seq: int = 0) -> list[EventRecord]:
         """The execution's events in seq order (empty when unknown)."""
