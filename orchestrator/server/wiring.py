@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # The longest the agents wait for this node's hosts before they start anyway.
 AGENTS_AFTER_SECONDS = 60.0
+# The longest they wait for the first /health 200, on a server nobody probes.
+AGENTS_UNPROBED_SECONDS = 5.0
 
 
 def create_fastapi_app(settings: Settings) -> FastAPI:
@@ -45,13 +47,19 @@ def prestart_actors(settings: Settings) -> None:
     start_hosts(settings, AgentStepRunner, placed_nodes(settings, node))
 
 
-def start_agents_when_ready(engine: ExecutionService, registry: Registry, settings: Settings) -> None:
-    """Create (or find) the agents' actors once this node's execution hosts answer, on a thread of their
-    own, so that their processes (and their MCP servers') do not compete with Serve's and the hosts' for
-    the CPU while the server starts. A step that calls an agent meanwhile waits for it
-    (:meth:`agents.runner.AgentStepRunner.replicas`); the agents API shows it as unknown until then."""
+def start_agents_when_ready(
+    engine: ExecutionService, registry: Registry, settings: Settings, serving: threading.Event
+) -> None:
+    """Create (or find) the agents' actors once this replica has answered ``/health`` with 200 (``serving``
+    is set; or ``AGENTS_UNPROBED_SECONDS`` after it was built) and this node's execution hosts answer, on
+    a thread of their own, so that their processes (and their MCP servers') do not compete with Serve's
+    and the hosts' for the CPU while the server starts: started with the ingress, their six processes
+    made the first 200 about a second later on a 2-core machine. A step that calls an agent meanwhile
+    waits for it (:meth:`agents.runner.AgentStepRunner.replicas`); the agents API shows it as unknown
+    until then."""
 
     def start() -> None:
+        serving.wait(AGENTS_UNPROBED_SECONDS)
         try:
             ray.get([host.ready.remote() for host in engine.local_hosts()], timeout=AGENTS_AFTER_SECONDS)
         except Exception as exc:  # slow or failed hosts are the readiness's business, not the agents'
@@ -70,6 +78,7 @@ def build_ingress_state(app: FastAPI, settings: Settings, planner: Any) -> None:
         bootstrap_admin_key(store, settings.admin_key)
     del app  # services are process-wide: see orchestrator.server.api.deps
     engine = ExecutionService(settings, store, AgentStepRunner)
+    serving = threading.Event()  # set by the first /health 200 (orchestrator.server.api.app)
     provide(
         settings=settings,
         store=store,
@@ -79,5 +88,6 @@ def build_ingress_state(app: FastAPI, settings: Settings, planner: Any) -> None:
         workflow_warnings=workflow_warnings,
         # None: auth off, every request is open (see orchestrator.server.api.deps.authenticate)
         authenticator=Authenticator(store) if settings.resolved_auth == "api_key" else None,
+        serving=serving,
     )
-    start_agents_when_ready(engine, registry, settings)
+    start_agents_when_ready(engine, registry, settings, serving)

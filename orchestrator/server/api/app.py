@@ -60,6 +60,9 @@ def create_app(settings: Settings) -> FastAPI:
         if engine is None:
             return JSONResponse({"status": "starting"}, status_code=503)
         await engine.ready()  # hosts answer once they have resumed their executions
+        serving = maybe_service("serving")
+        if serving is not None:
+            serving.set()  # this replica is reachable and its hosts are up: the agents may start now
         try:
             await authenticate(request)
         except Unauthenticated:  # open to probes, but without a key it tells nothing beyond the status
