@@ -277,11 +277,9 @@ class SQLiteEventStore(LeaseTables, EventStore):
             conn = conn or self._conn(wait=wait)
             try:
                 conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
+            except sqlite3.Error as exc:
                 if not wait and exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # extended codes too
                     raise _Busy from exc
-                raise StoreError(f"cannot start a write on {str(self.path)!r}: {exc}") from exc
-            except sqlite3.Error as exc:
                 raise StoreError(f"cannot start a write on {str(self.path)!r}: {exc}") from exc
             try:
                 yield conn
