@@ -32,6 +32,7 @@ from typing import Any, cast
 from jinja2 import (
     Environment,
     StrictUndefined,
+    Template,
     TemplateSyntaxError,
     Undefined,
     nodes,
@@ -425,7 +426,7 @@ class _Expression:
 
     __slots__ = ("_blocks", "_globals", "_name", "_render")
 
-    def __init__(self, template: Any) -> None:
+    def __init__(self, template: Template) -> None:
         self._globals = dict(template.globals)  # the environment's, fixed once this module is loaded
         self._render = template.root_render_func
         self._name = template.name
